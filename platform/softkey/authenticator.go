@@ -373,6 +373,8 @@ func (a *Authenticator) reset(ctx context.Context, keepalive func(byte)) error {
 	if err := a.loadKeys(); err != nil {
 		return ErrOther
 	}
+	// Enumerations, assertion batches and enrollments refer to what was wiped.
+	a.next, a.credEnum, a.bioEnroll = nil, nil, nil
 	for _, p := range a.protocols {
 		p.regenerate()
 		p.resetToken()

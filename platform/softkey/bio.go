@@ -128,7 +128,10 @@ func (a *Authenticator) bioEnrollment(ctx context.Context, params []byte, keepal
 		a.bioEnroll = &bioEnrollment{templateID: randomBytes(8), remaining: bioSamplesPerEnrollment}
 		return a.captureSample(ctx, keepalive, true)
 	case bioEnrollCaptureNextSample:
-		if a.bioEnroll == nil || sp.TemplateID == nil || !bytes.Equal(*sp.TemplateID, a.bioEnroll.templateID) {
+		if sp.TemplateID == nil {
+			return nil, ErrMissingParameter
+		}
+		if a.bioEnroll == nil || !bytes.Equal(*sp.TemplateID, a.bioEnroll.templateID) {
 			return nil, ErrInvalidParameter
 		}
 		return a.captureSample(ctx, keepalive, false)

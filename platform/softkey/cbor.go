@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -13,6 +14,13 @@ import (
 // authenticators limit nesting to four levels; the deepest request
 // (hmac-secret inside getAssertion extensions, carrying a COSE key) needs four.
 const maxCBORDepth = 4
+
+// The largest arrays and maps a request may hold. checkCanonical enforces
+// them as well as the decoder, so that whatever it accepts decodes.
+const (
+	maxCBORArrayElements = 1024
+	maxCBORMapPairs      = 64
+)
 
 var (
 	decMode cbor.DecMode
@@ -26,10 +34,10 @@ func init() {
 		IndefLength:      cbor.IndefLengthForbidden,
 		TagsMd:           cbor.TagsForbidden,
 		MaxNestedLevels:  maxCBORDepth + 1,
-		MaxArrayElements: 1024,
-		MaxMapPairs:      64,
+		MaxArrayElements: maxCBORArrayElements,
+		MaxMapPairs:      maxCBORMapPairs,
 		UTF8:             cbor.UTF8RejectInvalid,
-		IntDec:           cbor.IntDecConvertSigned,
+		IntDec:           cbor.IntDecConvertSignedOrFail,
 	}.DecMode()
 	if err != nil {
 		panic(err)
@@ -42,9 +50,10 @@ func init() {
 
 // checkCanonical reports ErrInvalidCBOR unless b is exactly one well-formed
 // data item in CTAP2 canonical form (§8. Message Encoding): definite lengths,
-// shortest integer and length encodings, map keys unique and sorted (major
-// type, then length, then bytes), no tags, no floating point, and no more
-// than maxCBORDepth levels of nesting.
+// shortest integer and length encodings, text in valid UTF-8, map keys
+// unique, sorted (major type, then length, then bytes) and never arrays or
+// maps, no tags, no floating point, no more than maxCBORDepth levels of
+// nesting, and no more elements than the decoder takes.
 func checkCanonical(b []byte) error {
 	n, err := canonicalItem(b, 0)
 	if err != nil {
@@ -107,9 +116,15 @@ func canonicalItem(b []byte, depth int) (int, error) {
 		if arg > uint64(len(b)-hdr) {
 			return 0, ErrInvalidCBOR
 		}
+		if major == 3 && !utf8.Valid(b[hdr:hdr+int(arg)]) {
+			return 0, ErrInvalidCBOR
+		}
 		return hdr + int(arg), nil
 	case 4, 5: // arrays and maps
 		if depth >= maxCBORDepth {
+			return 0, ErrInvalidCBOR
+		}
+		if (major == 4 && arg > maxCBORArrayElements) || (major == 5 && arg > maxCBORMapPairs) {
 			return 0, ErrInvalidCBOR
 		}
 		items := arg
@@ -127,6 +142,11 @@ func canonicalItem(b []byte, depth int) (int, error) {
 				return 0, err
 			}
 			if major == 5 && i%2 == 0 {
+				// No CTAP structure has array or map keys, and Go
+				// cannot hold them as keys of a map[any]any.
+				if k := b[off] >> 5; k == 4 || k == 5 {
+					return 0, ErrInvalidCBOR
+				}
 				key := b[off : off+n]
 				if prevKey != nil && !keyLess(prevKey, key) {
 					return 0, ErrInvalidCBOR

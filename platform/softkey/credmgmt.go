@@ -64,6 +64,11 @@ type credEnumeration struct {
 }
 
 func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, error) {
+	// Only a GetNext right after its Begin or GetNext continues an
+	// enumeration (§6.8.3, §6.8.4); any other request ends it, even one
+	// that fails to decode.
+	e := a.credEnum
+	a.credEnum = nil
 	var req authenticatorCredentialManagementRequest
 	if err := decodeParams(params, &req); err != nil {
 		return nil, err
@@ -82,25 +87,23 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 	// enumeration begun, and authenticated, by the previous command.
 	switch sub {
 	case cmEnumerateRPsGetNextRP, cmEnumerateCredentialsGetNextCredential:
-		e := a.credEnum
 		if e == nil || a.lastCmd != cmd {
-			a.credEnum = nil
 			return nil, ErrNotAllowed
 		}
 		if sub == cmEnumerateRPsGetNextRP && len(e.rps) > 0 {
 			c := e.rps[0]
 			e.rps = e.rps[1:]
+			a.credEnum = e
 			return rpResponse(c, 0), nil
 		}
 		if sub == cmEnumerateCredentialsGetNextCredential && len(e.creds) > 0 {
 			c := e.creds[0]
 			e.creds = e.creds[1:]
+			a.credEnum = e
 			return a.credResponse(c, 0)
 		}
-		a.credEnum = nil
 		return nil, ErrNotAllowed
 	}
-	a.credEnum = nil
 	if sub < cmGetCredsMetadata || sub > cmUpdateUserInformation {
 		return nil, ErrInvalidSubcommand
 	}
@@ -115,22 +118,25 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 	if err := a.checkToken(p, msg, *req.PinUvAuthParam, permCredentialMgmt, ""); err != nil {
 		return nil, err
 	}
+	// A token with a permissions RP ID manages that RP's credentials only;
+	// CTAP 2.1 §6.8.2-6.8.6 answer any other use with PIN_AUTH_INVALID.
 	boundRP := p.token.rpID
 
 	switch sub {
 	case cmGetCredsMetadata:
 		if boundRP != "" {
-			return nil, ErrUnauthorizedPermission
+			return nil, ErrPINAuthInvalid
 		}
 		existing := uint(len(a.st.Credentials))
-		remaining := uint(a.cfg.MaxCredentials) - existing
+		// A key reopened with a lower MaxCredentials can hold more.
+		remaining := uint(max(a.cfg.MaxCredentials-len(a.st.Credentials), 0))
 		return &authenticatorCredentialManagementResponse{
 			ExistingResidentCredentialsCount:             &existing,
 			MaxPossibleRemainingResidentCredentialsCount: &remaining,
 		}, nil
 	case cmEnumerateRPsBegin:
 		if boundRP != "" {
-			return nil, ErrUnauthorizedPermission
+			return nil, ErrPINAuthInvalid
 		}
 		var rps []*residentCred
 		seen := map[string]bool{}
@@ -149,6 +155,13 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 		if sp.RPIDHash == nil {
 			return nil, ErrMissingParameter
 		}
+		// Checked before the lookup, so that a token bound to one RP
+		// cannot learn which other RPs have credentials.
+		if boundRP != "" {
+			if h := sha256.Sum256([]byte(boundRP)); !bytes.Equal(h[:], *sp.RPIDHash) {
+				return nil, ErrPINAuthInvalid
+			}
+		}
 		var creds []*residentCred
 		for _, c := range a.st.Credentials {
 			h := sha256.Sum256([]byte(c.RPID))
@@ -158,9 +171,6 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 		}
 		if len(creds) == 0 {
 			return nil, ErrNoCredentials
-		}
-		if boundRP != "" && boundRP != creds[0].RPID {
-			return nil, ErrUnauthorizedPermission
 		}
 		a.credEnum = &credEnumeration{creds: creds[1:]}
 		return a.credResponse(creds[0], uint(len(creds)))
@@ -179,7 +189,7 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 		}
 		c := a.st.Credentials[idx]
 		if boundRP != "" && boundRP != c.RPID {
-			return nil, ErrUnauthorizedPermission
+			return nil, ErrPINAuthInvalid
 		}
 		if sub == cmDeleteCredential {
 			a.st.Credentials = append(a.st.Credentials[:idx:idx], a.st.Credentials[idx+1:]...)

@@ -6,14 +6,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
-	"math/big"
 	"testing"
 )
 
 // verifyAssertion checks an ES256 assertion signature with the credential's COSE key.
 func verifyAssertion(t *testing.T, pub coseKey, resp *authenticatorGetAssertionResponse, cdh []byte) {
 	t.Helper()
-	k := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(pub.X), Y: new(big.Int).SetBytes(pub.Y)}
+	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, pub.X...), pub.Y...))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := sha256.Sum256(append(append([]byte{}, resp.AuthData...), cdh...))
 	if !ecdsa.VerifyASN1(k, h[:], resp.Signature) {
 		t.Fatal("assertion signature does not verify")

@@ -48,7 +48,7 @@ func (a *Authenticator) getInfo() *authenticatorGetInfoResponse {
 		"credentialMgmtPreview": true,
 		"authnrCfg":             true,
 		"setMinPINLength":       true,
-		"makeCredUvNotRqd":      true,
+		"makeCredUvNotRqd":      !a.st.AlwaysUV, // §6.11.2: alwaysUv turns it off
 		"alwaysUv":              a.st.AlwaysUV,
 	}
 	if !a.cfg.NoEnterpriseAttestation {
@@ -65,7 +65,7 @@ func (a *Authenticator) getInfo() *authenticatorGetInfoResponse {
 	for i, alg := range supportedAlgorithms {
 		algs[i] = publicKeyCredParam{Type: coseKeyTypePublic, Alg: alg}
 	}
-	remaining := uint(a.cfg.MaxCredentials - len(a.st.Credentials))
+	remaining := uint(max(a.cfg.MaxCredentials-len(a.st.Credentials), 0))
 	return &authenticatorGetInfoResponse{
 		Versions:                         []string{"FIDO_2_0", "FIDO_2_1"},
 		Extensions:                       []string{"credProtect", "hmac-secret", "minPinLength"},

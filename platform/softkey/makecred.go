@@ -99,10 +99,9 @@ type authenticatorMakeCredentialResponse struct {
 
 // credProtect levels (§12.1).
 const (
-	credProtectUVOptional        = 1
-	credProtectUVOptionalWithID  = 2
-	credProtectUVRequired        = 3
-	permissionsClearedAfterUseMk = permLargeBlobWrite
+	credProtectUVOptional       = 1
+	credProtectUVOptionalWithID = 2
+	credProtectUVRequired       = 3
 )
 
 // makeCredential is authenticatorMakeCredential (0x01), following the
@@ -210,21 +209,19 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte, keepa
 	// Step 13. Extensions.
 	extOut := map[string]any{}
 	credProtect := credProtectUVOptional
-	hmacSecret := false
 	if e := req.Extensions; e != nil {
 		if e.CredProtect != nil && *e.CredProtect >= credProtectUVOptional && *e.CredProtect <= credProtectUVRequired {
 			credProtect = int(*e.CredProtect)
 			extOut["credProtect"] = credProtect
 		}
+		// hmac-secret needs nothing stored: CredRandom is derived on use.
 		if e.HMACSecret != nil && *e.HMACSecret {
-			hmacSecret = true
 			extOut["hmac-secret"] = true
 		}
 		if e.MinPinLength != nil && *e.MinPinLength && contains(a.st.MinPINRPIDs, rpID) {
 			extOut["minPinLength"] = a.st.MinPINLength
 		}
 	}
-	_ = hmacSecret // CredRandom is derived on use, nothing to create
 	// Step 14. User presence.
 	if err := a.userPresence(ctx, keepalive); err != nil {
 		return nil, err
@@ -340,17 +337,21 @@ func (a *Authenticator) selectionProbe(ctx context.Context, keepalive func(byte)
 }
 
 // checkToken verifies a pinUvAuthParam over message and the token's
-// permission and RP binding, binding the token to rpID on first use.
+// permission and RP binding, binding the token to rpID on first use. A
+// token without the permission, or bound to another RP, is an invalid
+// pinUvAuthParam (§6.1.2 step 11, §6.8 step 4, §6.11 step 4): only
+// clientPIN answers CTAP2_ERR_UNAUTHORIZED_PERMISSION, for permissions the
+// key cannot grant at all.
 func (a *Authenticator) checkToken(p *pinUvAuthProtocol, message, param []byte, perm byte, rpID string) error {
 	if !p.verifyToken(a.now(), message, param) {
 		return ErrPINAuthInvalid
 	}
 	if p.token.permissions&perm == 0 {
-		return ErrUnauthorizedPermission
+		return ErrPINAuthInvalid
 	}
 	if rpID != "" {
 		if p.token.rpID != "" && p.token.rpID != rpID {
-			return ErrUnauthorizedPermission
+			return ErrPINAuthInvalid
 		}
 		p.token.rpID = rpID
 	}

@@ -182,12 +182,12 @@ func TestMakeCredentialWithToken(t *testing.T) {
 	// The token is bound to example.com.
 	tok = c.mustToken(1, "1234", permMakeCredential, "example.com")
 	_, err = c.makeCred(withToken(makeCredReq("other.example", "alice", true), tok, 1, 8))
-	wantStatus(t, err, ErrUnauthorizedPermission)
+	wantStatus(t, err, ErrPINAuthInvalid)
 
 	// A token for assertions cannot make credentials.
 	tok = c.mustToken(2, "1234", permGetAssertion, "example.com")
 	_, err = c.makeCred(withToken(makeCredReq("example.com", "alice", true), tok, 1, 8))
-	wantStatus(t, err, ErrUnauthorizedPermission)
+	wantStatus(t, err, ErrPINAuthInvalid)
 
 	// The legacy getPinToken grants mc and ga, and protocol 1 works too.
 	tok = c.mustToken(1, "1234", 0, "")
