@@ -335,11 +335,37 @@ func (a *Authenticator) dispatch(ctx context.Context, cmd Command, params []byte
 	return nil, ErrInvalidCommand
 }
 
+// upNeededDelay is how long a touch may take before the host is told the
+// key waits for one. A person cannot touch faster, so every real wait is
+// announced, while a presence policy that answers at once costs no
+// keep-alive packet.
+const upNeededDelay = 5 * time.Millisecond
+
 // userPresence asks for a touch, telling the host it waits (§11.2.9.1.2
 // STATUS_UPNEEDED keep-alives).
 func (a *Authenticator) userPresence(ctx context.Context, keepalive func(byte)) error {
-	keepalive(statusUPNeeded)
-	defer keepalive(statusProcessing)
+	var (
+		mu        sync.Mutex
+		done      bool
+		announced bool
+	)
+	timer := time.AfterFunc(upNeededDelay, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			announced = true
+			keepalive(statusUPNeeded)
+		}
+	})
+	defer func() {
+		timer.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		done = true
+		if announced {
+			keepalive(statusProcessing)
+		}
+	}()
 	err := a.presence.Wait(ctx)
 	if err == nil {
 		return nil

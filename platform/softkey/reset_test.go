@@ -353,8 +353,13 @@ func TestKeepaliveWhileWaitingForTouch(t *testing.T) {
 			waiting := sig.Waiting()
 			done := startCommand(context.Background(), c.key, tt.req, log.record)
 			waitSignal(t, waiting)
-			if got := log.seen(); !slices.Contains(got, statusUPNeeded) {
-				t.Fatalf("keep-alive statuses while waiting = %v, want %d among them", got, statusUPNeeded)
+			// The key announces the wait once a touch is overdue (upNeededDelay).
+			deadline := time.Now().Add(time.Second)
+			for !slices.Contains(log.seen(), statusUPNeeded) {
+				if time.Now().After(deadline) {
+					t.Fatalf("keep-alive statuses while waiting = %v, want %d among them", log.seen(), statusUPNeeded)
+				}
+				time.Sleep(time.Millisecond)
 			}
 			sig.Touch()
 			if st := waitResponse(t, done); st != StatusOK {
@@ -364,5 +369,14 @@ func TestKeepaliveWhileWaitingForTouch(t *testing.T) {
 				t.Fatalf("keep-alive statuses = %v, want processing after the touch", got)
 			}
 		})
+	}
+}
+
+func TestNoKeepaliveForInstantPresence(t *testing.T) {
+	c := newTestKey(t, Config{})
+	var log keepaliveLog
+	resp := c.key.CBOR(context.Background(), []byte{byte(CmdSelection)}, log.record)
+	if resp[0] != 0 || len(log.seen()) != 0 {
+		t.Fatalf("status %x, keep-alives %v: an instant touch needs none", resp[0], log.seen())
 	}
 }

@@ -1,0 +1,105 @@
+# keydesk - common developer tasks.  Run `make help` for the list.
+
+GO        ?= go
+GOFMT     ?= $(shell $(GO) env GOROOT)/bin/gofmt
+CC        ?= cc
+BUILD_DIR := build
+FUZZTIME  ?= 60s
+BENCHTIME ?= 1s
+ARGS      ?=
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# System packages needed to build and test (extend here).
+DEB_PACKAGES  ?= libfido2-dev fido2-tools pkg-config gcc libc6-dev \
+                 libgl1-mesa-dev xorg-dev xvfb
+BREW_PACKAGES ?= libfido2
+
+# The virtual-HID LD_PRELOAD shim (Linux only).
+UNAME_S     := $(shell uname -s)
+VHID_SRC    := platform/vhid/vhid.c
+VHID_SO     := $(BUILD_DIR)/vhid.so
+VHID_CFLAGS ?= -std=c11 -Wall -Wextra -O2 -fPIC -shared
+ifeq ($(UNAME_S),Linux)
+VHID_TARGET := $(VHID_SO)
+else
+VHID_TARGET :=
+endif
+
+SHELL := /bin/sh
+.DEFAULT_GOAL := help
+.PHONY: help deps vhid test run bench fuzz clean
+
+help: ## list the targets
+	@echo "usage: make TARGET [FUZZTIME=60s] [BENCHTIME=1s] [ARGS=...]"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+deps: ## install missing system packages (apt-get / brew)
+	@set -e; \
+	if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		missing=""; \
+		for p in $(DEB_PACKAGES); do \
+			s=$$(dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null || true); \
+			[ "$$s" = "install ok installed" ] || missing="$$missing $$p"; \
+		done; \
+		if [ -z "$$missing" ]; then echo "deps: all system packages present"; exit 0; fi; \
+		sudo=""; \
+		if [ "$$(id -u)" != 0 ]; then \
+			command -v sudo >/dev/null 2>&1 || { echo "deps: need root or sudo to install:$$missing" >&2; exit 1; }; \
+			sudo=sudo; \
+		fi; \
+		echo "deps: installing:$$missing"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	elif [ "$(UNAME_S)" = Darwin ] && command -v brew >/dev/null 2>&1; then \
+		missing=""; \
+		for p in $(BREW_PACKAGES); do \
+			brew list --versions "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
+		done; \
+		if [ -z "$$missing" ]; then echo "deps: all system packages present"; exit 0; fi; \
+		echo "deps: installing:$$missing"; \
+		brew install $$missing; \
+	else \
+		echo "deps: unsupported system; install by hand: libfido2 (with headers), pkg-config, a C compiler, OpenGL/X11 headers" >&2; \
+	fi
+
+vhid: $(VHID_TARGET) ## build the virtual-HID LD_PRELOAD shim build/vhid.so
+ifneq ($(UNAME_S),Linux)
+	@echo "vhid: skipped (Linux only)"
+endif
+
+# With `make -j test` the shim must still wait for deps (it installs gcc).
+$(VHID_SO): $(VHID_SRC) | $(if $(filter deps test,$(MAKECMDGOALS)),deps)
+	@mkdir -p $(@D)
+	$(CC) $(VHID_CFLAGS) -o $@ $< -ldl
+
+test: export KEYDESK_VHID_SO := $(if $(VHID_TARGET),$(CURDIR)/$(VHID_SO))
+test: deps vhid ## vet, gofmt and staticcheck, then go test -race
+	$(GO) vet ./...
+	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path './$(BUILD_DIR)/*' \
+		-not -path '*/testdata/*' -not -path '*/vendor/*' -exec $(GOFMT) -l {} +); \
+	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
+	$(STATICCHECK) ./...
+	$(GO) test -race -count=1 ./...
+
+run: deps vhid ## run the keydesk program (go run ./cmd/keydesk, extra flags in ARGS=...)
+	$(GO) run ./cmd/keydesk $(ARGS)
+
+bench: export KEYDESK_VHID_SO := $(if $(VHID_TARGET),$(CURDIR)/$(VHID_SO))
+bench: vhid ## run the platform benchmarks (BENCHTIME=1s)
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./platform/...
+
+fuzz: export KEYDESK_VHID_SO := $(if $(VHID_TARGET),$(CURDIR)/$(VHID_SO))
+fuzz: vhid ## run every Fuzz* target for FUZZTIME each (default 60s)
+	@set -e; n=0; \
+	for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+		list=$$($(GO) test -list '^Fuzz' "$$pkg") || { echo "$$list"; exit 1; }; \
+		for t in $$(echo "$$list" | grep '^Fuzz' || true); do \
+			echo "fuzz: $$pkg $$t for $(FUZZTIME)"; \
+			$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
+			n=$$((n + 1)); \
+		done; \
+	done; \
+	echo "fuzz: ran $$n target(s)"
+
+clean: ## remove build/
+	rm -rf $(BUILD_DIR)
