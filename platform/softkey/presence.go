@@ -27,11 +27,17 @@ type PresenceFunc func(ctx context.Context) error
 // Wait calls f.
 func (f PresenceFunc) Wait(ctx context.Context) error { return f(ctx) }
 
+// instantPresence is a policy that answers without waiting.
+type instantPresence struct{ err error }
+
+// Wait returns the fixed answer.
+func (p instantPresence) Wait(context.Context) error { return p.err }
+
 // ApproveAlways touches the key at once.
-var ApproveAlways Presence = PresenceFunc(func(ctx context.Context) error { return nil })
+var ApproveAlways Presence = instantPresence{}
 
 // DenyAlways refuses every request, as a user who presses "no" would.
-var DenyAlways Presence = PresenceFunc(func(ctx context.Context) error { return ErrOperationDenied })
+var DenyAlways Presence = instantPresence{err: ErrOperationDenied}
 
 // ApproveAfter touches the key after d, unless the request is cancelled first.
 func ApproveAfter(d time.Duration) Presence {

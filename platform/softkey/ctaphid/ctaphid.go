@@ -270,6 +270,12 @@ func NewDevice(h Handler, opts Options) *Device {
 type Port struct {
 	d    *Device
 	send func(report []byte)
+	// sendAll, when set, takes all the reports of one message at once, so
+	// that a transport can hand them to the kernel in one call.
+	sendAll func(reports [][]byte)
+	// pending is the Handler call started by the report being received,
+	// handed to the caller of ReceiveInline. Guarded by sendMu.
+	pending func()
 
 	// sendMu makes send calls sequential and keeps the reports of one
 	// message together; it is held while a received packet is processed so
@@ -282,7 +288,18 @@ type Port struct {
 // device-to-host report, called from one goroutine at a time, in order. The
 // report slice is not reused by the Device.
 func (d *Device) Attach(send func(report []byte)) *Port {
-	p := &Port{d: d, send: send}
+	return d.attach(&Port{d: d, send: send})
+}
+
+// AttachBatch is Attach for a host that takes the reports of a message
+// together: sendAll gets every report of one message, in order, in one
+// call. Hosts reached through the kernel pay per system call and per
+// wake-up, and a 1 kB response is 19 reports.
+func (d *Device) AttachBatch(sendAll func(reports [][]byte)) *Port {
+	return d.attach(&Port{d: d, sendAll: sendAll})
+}
+
+func (d *Device) attach(p *Port) *Port {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -298,17 +315,29 @@ func (d *Device) Attach(send func(report []byte)) *Port {
 // ignored, as a HID device never sees them. Receive does not retain report,
 // and it returns after any immediate response has been passed to send.
 func (p *Port) Receive(report []byte) {
+	if run := p.ReceiveInline(report); run != nil {
+		go run()
+	}
+}
+
+// ReceiveInline is Receive for a host loop that runs the Handler itself:
+// when report completes a request for the Handler, the call is returned
+// as run instead of being started in a new goroutine, and the caller must
+// call it. A reader that runs quick requests inline answers them without
+// waking another thread; while run works, the caller must keep reading
+// (from another goroutine) for CANCEL to get through.
+func (p *Port) ReceiveInline(report []byte) (run func()) {
 	switch {
 	case len(report) == ReportSize:
 	case len(report) == ReportSize+1 && report[0] == 0:
 		report = report[1:]
 	default:
-		return
+		return nil
 	}
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	if p.closed {
-		return
+		return nil
 	}
 	reply, wink := p.d.receive(p, report)
 	if wink {
@@ -317,6 +346,8 @@ func (p *Port) Receive(report []byte) {
 	if reply != nil {
 		p.write(*reply)
 	}
+	run, p.pending = p.pending, nil
+	return run
 }
 
 // Close detaches the port: its pending request and running transaction are
@@ -376,7 +407,12 @@ func (d *Device) Close() {
 
 // write sends m as a sequence of reports. The caller holds p.sendMu.
 func (p *Port) write(m message) {
-	for _, r := range fragment(m) {
+	reports := fragment(m)
+	if p.sendAll != nil {
+		p.sendAll(reports)
+		return
+	}
+	for _, r := range reports {
 		p.send(r)
 	}
 }
@@ -683,9 +719,9 @@ func (d *Device) assemblyTimeout(a *assembly) {
 	}
 }
 
-// startTransaction hands a request to the Handler in its own goroutine, so
-// that CANCEL, INIT and other hosts are still served while it runs. The
-// caller holds d.mu.
+// startTransaction prepares the Handler call for a request; Receive runs
+// it in its own goroutine, so that CANCEL, INIT and other hosts are still
+// served while it runs. The caller holds p.sendMu and d.mu.
 func (d *Device) startTransaction(p *Port, cid uint32, cmd byte, req []byte) {
 	ctx, cancel := context.WithCancel(d.ctx)
 	t := &transaction{
@@ -699,7 +735,7 @@ func (d *Device) startTransaction(p *Port, cid uint32, cmd byte, req []byte) {
 	d.txn = t
 	t.keepalive = time.AfterFunc(d.opts.KeepaliveInterval, func() { d.tick(t) })
 	d.wg.Add(1)
-	go d.callHandler(ctx, t, req)
+	p.pending = func() { d.callHandler(ctx, t, req) }
 }
 
 // abortTransaction releases the device from the current transaction without

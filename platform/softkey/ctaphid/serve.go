@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,14 +64,20 @@ func Serve(ctx context.Context, ln *net.UnixListener, d *Device) error {
 		}
 		conns[c] = struct{}{}
 		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			serveConn(c, d)
-			mu.Lock()
-			delete(conns, c)
-			mu.Unlock()
-		}()
+		spawn := func(f func()) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f()
+			}()
+		}
+		spawn(func() {
+			serveConn(c, d, spawn, func() {
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+			})
+		})
 	}
 
 	close(done)
@@ -84,34 +91,72 @@ func Serve(ctx context.Context, ln *net.UnixListener, d *Device) error {
 	return err
 }
 
+// handoffAfter is how long a request may run on the connection's reading
+// goroutine before reading moves to a new goroutine. Most requests are
+// answered well within it, without any other thread waking up; one that
+// waits for a touch still gets its CANCEL read.
+const handoffAfter = time.Millisecond
+
 // serveConn relays reports between one connection and a Port of d until the
-// connection fails or is closed.
-func serveConn(c *net.UnixConn, d *Device) {
-	// Moving the deadline on every report would reset a runtime timer
+// connection fails or is closed; spawn starts tracked goroutines and done
+// runs once the connection is finished with.
+func serveConn(c *net.UnixConn, d *Device, spawn func(func()), done func()) {
+	// Moving the deadline on every message would reset a runtime timer
 	// each time, which wakes the network poller: on these VMs that doubled
 	// the round-trip time. The deadline is renewed only when less than half
 	// of writeTimeout is left, so a stuck host is still dropped within
-	// writeTimeout/2 to writeTimeout. send calls are sequential.
+	// writeTimeout/2 to writeTimeout. sendAll calls are sequential.
 	var deadline time.Time
-	p := d.Attach(func(report []byte) {
+	w := newReportWriter(c)
+	p := d.AttachBatch(func(reports [][]byte) {
 		if now := time.Now(); deadline.Sub(now) < writeTimeout/2 {
 			deadline = now.Add(writeTimeout)
 			c.SetWriteDeadline(deadline)
 		}
-		if _, err := c.Write(report); err != nil {
+		if err := w.write(reports); err != nil {
 			c.Close()
 		}
 	})
+	r := &connReader{c: c, p: p, spawn: spawn, done: done}
+	r.loop()
+}
+
+// connReader is the reading side of one connection. Exactly one goroutine
+// runs loop at a time; a request that runs long passes the loop on.
+type connReader struct {
+	c     *net.UnixConn
+	p     *Port
+	spawn func(func())
+	done  func()
+}
+
+func (r *connReader) loop() {
 	// Larger than any valid report, so that an oversized datagram (which
 	// the kernel truncates to the buffer) is recognised and dropped.
 	buf := make([]byte, 2*ReportSize)
 	for {
-		n, err := c.Read(buf)
+		n, err := r.c.Read(buf)
 		if err != nil {
 			break
 		}
-		p.Receive(buf[:n])
+		run := r.p.ReceiveInline(buf[:n])
+		if run == nil {
+			continue
+		}
+		// 0: running here; 1: reading moved on; 2: finished here first.
+		var state atomic.Int32
+		t := time.AfterFunc(handoffAfter, func() {
+			if state.CompareAndSwap(0, 1) {
+				r.spawn(r.loop)
+			}
+		})
+		run()
+		t.Stop()
+		if !state.CompareAndSwap(0, 2) {
+			return // another goroutine reads this connection now
+		}
 	}
-	c.Close()
-	p.Close()
+	r.c.Close()
+	r.p.Close()
+	r.done()
 }
