@@ -30,6 +30,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -51,6 +52,8 @@
 #define VHID_MAX_INDEX 9999
 #define VHID_MAJOR 240 /* "LOCAL/EXPERIMENTAL USE" char major */
 #define VHID_SLOTS 64  /* simultaneously open virtual devices */
+#define VHID_REPORT 64 /* HID report size */
+#define VHID_RBUF 32   /* reports read ahead per device */
 
 #define VHID_EXPORT __attribute__((visibility("default")))
 
@@ -131,6 +134,9 @@ REAL_DECL(__open64_2);
 REAL_DECL(__openat_2);
 REAL_DECL(__openat64_2);
 REAL_DECL(close);
+REAL_DECL(read);
+REAL_DECL(ppoll);
+REAL_DECL(poll);
 REAL_DECL(stat);
 REAL_DECL(stat64);
 REAL_DECL(lstat);
@@ -165,6 +171,13 @@ struct vslot {
 	int index; /* N of /dev/keydesk-vhidN */
 	dev_t dev; /* identity of the socket, to detect fd reuse */
 	ino_t ino;
+	/* Read-ahead: reports taken from the socket in one recvmmsg and not
+	 * yet handed to read(). libfido2 reads a response one 64-byte report
+	 * at a time, each after a ppoll; on a VM every such system call costs
+	 * microseconds, and a 1 kB response is 19 reports. */
+	int held, next;
+	size_t len[VHID_RBUF];
+	unsigned char rbuf[VHID_RBUF][VHID_REPORT];
 };
 
 static pthread_mutex_t vtab_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -193,7 +206,11 @@ static int vtab_add(int fd, int index, dev_t dev, ino_t ino)
 		}
 	for (int i = 0; i < VHID_SLOTS; i++)
 		if (vtab[i].fd == -1) {
-			vtab[i] = (struct vslot){fd, index, dev, ino};
+			vtab[i].fd = fd;
+			vtab[i].index = index;
+			vtab[i].dev = dev;
+			vtab[i].ino = ino;
+			vtab[i].held = vtab[i].next = 0;
 			atomic_fetch_add(&vtab_count, 1);
 			ok = 1;
 			break;
@@ -230,10 +247,143 @@ static void vtab_forget(int fd)
 	for (int i = 0; i < VHID_SLOTS; i++)
 		if (vtab[i].fd == fd) {
 			vtab[i].fd = -1;
+			vtab[i].held = vtab[i].next = 0;
 			atomic_fetch_sub(&vtab_count, 1);
 			dbg("forget fd %d", fd);
 		}
 	pthread_mutex_unlock(&vtab_mu);
+}
+
+/* Read-ahead. */
+
+/* vtab_slot returns fd's slot or NULL; the caller holds vtab_mu. */
+static struct vslot *vtab_slot(int fd)
+{
+	vtab_init_locked();
+	for (int i = 0; i < VHID_SLOTS; i++)
+		if (vtab[i].fd == fd)
+			return &vtab[i];
+	return NULL;
+}
+
+/* vtab_take copies the next held report of fd into buf. It returns the
+ * length copied, -1 when fd is not virtual, -2 when nothing is held. */
+static ssize_t vtab_take(int fd, void *buf, size_t n)
+{
+	ssize_t r = -1;
+	pthread_mutex_lock(&vtab_mu);
+	struct vslot *v = vtab_slot(fd);
+	if (v != NULL) {
+		r = -2;
+		if (v->next < v->held) {
+			size_t l = v->len[v->next];
+			if (l > n)
+				l = n;
+			memcpy(buf, v->rbuf[v->next], l);
+			v->next++;
+			r = (ssize_t)l;
+		}
+	}
+	pthread_mutex_unlock(&vtab_mu);
+	return r;
+}
+
+/* vtab_held reports whether fd is virtual and has reports held. */
+static int vtab_held(int fd)
+{
+	int held = 0;
+	pthread_mutex_lock(&vtab_mu);
+	struct vslot *v = vtab_slot(fd);
+	if (v != NULL)
+		held = v->next < v->held;
+	pthread_mutex_unlock(&vtab_mu);
+	return held;
+}
+
+/* vhid_read_virtual reads a report of virtual fd, taking every report
+ * already queued on the socket in the same system call. */
+static ssize_t vhid_read_virtual(int fd, void *buf, size_t n)
+{
+	unsigned char bufs[VHID_RBUF][VHID_REPORT];
+	struct mmsghdr msgs[VHID_RBUF];
+	struct iovec iov[VHID_RBUF];
+	memset(msgs, 0, sizeof(msgs));
+	for (int i = 0; i < VHID_RBUF; i++) {
+		iov[i].iov_base = bufs[i];
+		iov[i].iov_len = VHID_REPORT;
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	/* MSG_WAITFORONE: block (unless the fd is non-blocking) for the first
+	 * report only, then take what is there. */
+	int got = recvmmsg(fd, msgs, VHID_RBUF, MSG_WAITFORONE, NULL);
+	if (got <= 0)
+		return got;
+	if (msgs[0].msg_len == 0)
+		return 0; /* end of file */
+	pthread_mutex_lock(&vtab_mu);
+	struct vslot *v = vtab_slot(fd);
+	if (v != NULL) {
+		/* Keep unread reports in order: compact, then append. */
+		int keep = v->held - v->next;
+		memmove(v->rbuf, v->rbuf[v->next], (size_t)keep * VHID_REPORT);
+		memmove(v->len, &v->len[v->next], (size_t)keep * sizeof(size_t));
+		v->held = keep;
+		v->next = 0;
+		for (int i = 0; i < got && v->held < VHID_RBUF; i++) {
+			if (msgs[i].msg_len == 0)
+				break; /* end of file: the next read sees it */
+			memcpy(v->rbuf[v->held], bufs[i], msgs[i].msg_len);
+			v->len[v->held] = msgs[i].msg_len;
+			v->held++;
+		}
+	}
+	pthread_mutex_unlock(&vtab_mu);
+	ssize_t r = vtab_take(fd, buf, n);
+	return r >= 0 ? r : 0;
+}
+
+/* vhid_mark_held sets POLLIN on polled virtual fds with reports held and
+ * returns how many entries have events. */
+static int vhid_mark_held(struct pollfd *fds, nfds_t nfds)
+{
+	int count = 0;
+	for (nfds_t i = 0; i < nfds; i++) {
+		if ((fds[i].events & POLLIN) && vtab_held(fds[i].fd))
+			fds[i].revents |= POLLIN;
+		if (fds[i].revents != 0)
+			count++;
+	}
+	return count;
+}
+
+/* vhid_held_count returns how many polled fds are virtual with reports
+ * held (for POLLIN); 0 when none is, or no virtual fd is open. */
+static nfds_t vhid_held_count(const struct pollfd *fds, nfds_t nfds)
+{
+	nfds_t n = 0;
+	if (atomic_load(&vtab_count) == 0)
+		return 0;
+	for (nfds_t i = 0; i < nfds; i++)
+		if ((fds[i].events & POLLIN) && vtab_held(fds[i].fd))
+			n++;
+	return n;
+}
+
+/* vhid_poll_held answers a poll in which some fds have reports held: the
+ * others are looked at without waiting, and when there are no others the
+ * kernel is not asked at all (libfido2 polls its one device before every
+ * read). */
+static int vhid_poll_held(struct pollfd *fds, nfds_t nfds, nfds_t held,
+    int (*zero_wait)(struct pollfd *, nfds_t, const sigset_t *),
+    const sigset_t *sigmask)
+{
+	for (nfds_t i = 0; i < nfds; i++)
+		fds[i].revents = 0;
+	if (held < nfds && zero_wait(fds, nfds, sigmask) < 0)
+		for (nfds_t i = 0; i < nfds; i++)
+			fds[i].revents = 0;
+	return vhid_mark_held(fds, nfds);
 }
 
 /* ------------------------------------------------------------------ */
@@ -504,6 +654,57 @@ VHID_EXPORT int close(int fd)
 	}
 	return CALL_REAL(close, fd);
 }
+
+/* ------------------------------------------------------------------ */
+/* read and poll: the read-ahead of virtual devices.                   */
+
+VHID_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	if (atomic_load(&vtab_count) == 0)
+		return CALL_REAL(read, fd, buf, n);
+	ssize_t r = vtab_take(fd, buf, n);
+	if (r == -1)
+		return CALL_REAL(read, fd, buf, n);
+	if (r >= 0)
+		return r;
+	return vhid_read_virtual(fd, buf, n);
+}
+
+static int ppoll_now(struct pollfd *fds, nfds_t nfds, const sigset_t *sigmask);
+static int poll_now(struct pollfd *fds, nfds_t nfds, const sigset_t *sigmask);
+
+/* glibc declares the pollfd array of poll and ppoll write-only, so GCC
+ * takes the caller's initialised array for uninitialised when passed on. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+VHID_EXPORT int ppoll(struct pollfd *fds, nfds_t nfds,
+    const struct timespec *ts, const sigset_t *sigmask)
+{
+	nfds_t held = vhid_held_count(fds, nfds);
+	if (held == 0)
+		return CALL_REAL(ppoll, fds, nfds, ts, sigmask);
+	return vhid_poll_held(fds, nfds, held, ppoll_now, sigmask);
+}
+
+VHID_EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	nfds_t held = vhid_held_count(fds, nfds);
+	if (held == 0)
+		return CALL_REAL(poll, fds, nfds, timeout);
+	return vhid_poll_held(fds, nfds, held, poll_now, NULL);
+}
+static int ppoll_now(struct pollfd *fds, nfds_t nfds, const sigset_t *sigmask)
+{
+	static const struct timespec zero;
+	return CALL_REAL(ppoll, fds, nfds, &zero, sigmask);
+}
+
+static int poll_now(struct pollfd *fds, nfds_t nfds, const sigset_t *sigmask)
+{
+	(void)sigmask;
+	return CALL_REAL(poll, fds, nfds, 0);
+}
+#pragma GCC diagnostic pop
 
 /* ------------------------------------------------------------------ */
 /* stat family.                                                         */
