@@ -84,6 +84,7 @@ type Authenticator struct {
 	next      *assertionBatch
 	credEnum  *credEnumeration
 	bioEnroll *bioEnrollment
+	u2fTouch  *u2fTouch // the touch U2F messages wait for, if one was asked
 }
 
 // New creates a key, loading its state file or creating a new key when the
@@ -205,6 +206,7 @@ func (a *Authenticator) powerUp() {
 	a.next = nil
 	a.credEnum = nil
 	a.bioEnroll = nil
+	a.dropU2FTouch()
 }
 
 // PowerCycle simulates unplugging the key and plugging it back in: a
@@ -274,21 +276,14 @@ func (a *Authenticator) CBOR(ctx context.Context, req []byte, keepalive func(sta
 		return []byte{byte(ErrRequestTooLarge)}
 	}
 	cmd := Command(req[0])
-	var snapshot []byte
-	if a.store != nil {
-		snapshot = a.snapshot()
+	var (
+		resp any
+		err  error
+	)
+	if !a.transact(func() { resp, err = a.dispatch(ctx, cmd, req[1:], keepalive) }) {
+		err = ErrOther
 	}
-	a.dirty = false
-	resp, err := a.dispatch(ctx, cmd, req[1:], keepalive)
 	a.lastCmd = cmd
-	if a.dirty && a.store != nil {
-		if saveErr := a.store.save(a.st); saveErr != nil {
-			// Nothing is lost on a failed write: the command fails
-			// and memory goes back to what the disk holds.
-			a.restore(snapshot)
-			err = ErrOther
-		}
-	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return []byte{byte(ErrKeepaliveCancel)}
@@ -303,6 +298,26 @@ func (a *Authenticator) CBOR(ctx context.Context, req []byte, keepalive func(sta
 		return []byte{byte(StatusOK)}
 	}
 	return append([]byte{byte(StatusOK)}, marshal(resp)...)
+}
+
+// transact runs one command and saves the state when the command changed
+// it (a.dirty). It reports false when the write failed: memory then goes
+// back to what the disk holds and the command must fail, so that nothing
+// the host was told about is lost at the next start.
+func (a *Authenticator) transact(run func()) bool {
+	var snapshot []byte
+	if a.store != nil {
+		snapshot = a.snapshot()
+	}
+	a.dirty = false
+	run()
+	if a.dirty && a.store != nil {
+		if err := a.store.save(a.st); err != nil {
+			a.restore(snapshot)
+			return false
+		}
+	}
+	return true
 }
 
 // dispatch routes a command to its handler.
@@ -335,37 +350,15 @@ func (a *Authenticator) dispatch(ctx context.Context, cmd Command, params []byte
 	return nil, ErrInvalidCommand
 }
 
-// upNeededDelay is how long a touch may take before the host is told the
-// key waits for one. A person cannot touch faster, so every real wait is
-// announced, while a presence policy that answers at once costs no
-// keep-alive packet.
-const upNeededDelay = 5 * time.Millisecond
-
 // userPresence asks for a touch, telling the host it waits (§11.2.9.1.2
-// STATUS_UPNEEDED keep-alives).
+// STATUS_UPNEEDED keep-alives). A policy that answers at once (ApproveAlways,
+// DenyAlways) is not announced: no person is asked, and the keep-alive
+// would only cost the host a wake-up.
 func (a *Authenticator) userPresence(ctx context.Context, keepalive func(byte)) error {
-	var (
-		mu        sync.Mutex
-		done      bool
-		announced bool
-	)
-	timer := time.AfterFunc(upNeededDelay, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if !done {
-			announced = true
-			keepalive(statusUPNeeded)
-		}
-	})
-	defer func() {
-		timer.Stop()
-		mu.Lock()
-		defer mu.Unlock()
-		done = true
-		if announced {
-			keepalive(statusProcessing)
-		}
-	}()
+	if _, instant := a.presence.(instantPresence); !instant {
+		keepalive(statusUPNeeded)
+		defer keepalive(statusProcessing)
+	}
 	err := a.presence.Wait(ctx)
 	if err == nil {
 		return nil

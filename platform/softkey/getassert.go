@@ -70,26 +70,13 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte, keepali
 	if len(clientDataHash) != clientDataHashSz || len(rpID) > maxRPIDLength {
 		return nil, ErrInvalidLength
 	}
-	if len(req.AllowList) > maxCredentialsInList {
-		return nil, ErrLimitExceeded
+	if err := checkDescriptors(req.AllowList); err != nil {
+		return nil, err
 	}
-	for _, d := range req.AllowList {
-		if d.Type == nil || d.ID == nil {
-			return nil, ErrMissingParameter
-		}
-	}
-	// Step 1. Zero-length pinUvAuthParam: selection probe.
-	if req.PinUvAuthParam != nil && len(*req.PinUvAuthParam) == 0 {
-		return nil, a.selectionProbe(ctx, keepalive)
-	}
-	// Step 2. Protocol.
-	var proto *pinUvAuthProtocol
-	if req.PinUvAuthParam != nil {
-		p, err := a.protocol(req.PinUvAuthProtocol)
-		if err != nil {
-			return nil, err
-		}
-		proto = p
+	// Steps 1-2.
+	proto, err := a.pinUvAuthProtocolOf(ctx, keepalive, req.PinUvAuthParam, req.PinUvAuthProtocol)
+	if err != nil {
+		return nil, err
 	}
 	// Steps 3-5. Options: "rk" has no meaning here.
 	if _, ok := req.Options["rk"]; ok {

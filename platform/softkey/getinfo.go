@@ -67,7 +67,7 @@ func (a *Authenticator) getInfo() *authenticatorGetInfoResponse {
 	}
 	remaining := uint(max(a.cfg.MaxCredentials-len(a.st.Credentials), 0))
 	return &authenticatorGetInfoResponse{
-		Versions:                         []string{"FIDO_2_0", "FIDO_2_1"},
+		Versions:                         []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"}, // U2F_V2: U2F over CTAPHID_MSG (u2f.go)
 		Extensions:                       []string{"credProtect", "hmac-secret", "minPinLength"},
 		AAGUID:                           AAGUID[:],
 		Options:                          opts,

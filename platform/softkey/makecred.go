@@ -118,32 +118,18 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte, keepa
 	if len(clientDataHash) != clientDataHashSz || len(userID) > maxUserIDLength || len(rpID) > maxRPIDLength {
 		return nil, ErrInvalidLength
 	}
-	if len(req.ExcludeList) > maxCredentialsInList {
-		return nil, ErrLimitExceeded
+	if err := checkDescriptors(req.ExcludeList); err != nil {
+		return nil, err
 	}
-
-	// Step 1. A zero-length pinUvAuthParam asks the user to pick this key.
-	if req.PinUvAuthParam != nil && len(*req.PinUvAuthParam) == 0 {
-		return nil, a.selectionProbe(ctx, keepalive)
-	}
-	// Step 2. The protocol must be known when pinUvAuthParam is present.
-	var proto *pinUvAuthProtocol
-	if req.PinUvAuthParam != nil {
-		p, err := a.protocol(req.PinUvAuthProtocol)
-		if err != nil {
-			return nil, err
-		}
-		proto = p
+	// Steps 1-2.
+	proto, err := a.pinUvAuthProtocolOf(ctx, keepalive, req.PinUvAuthParam, req.PinUvAuthProtocol)
+	if err != nil {
+		return nil, err
 	}
 	// Step 3. The first supported algorithm wins.
 	alg, err := chooseAlgorithm(*req.PubKeyCredParams)
 	if err != nil {
 		return nil, err
-	}
-	for _, d := range req.ExcludeList {
-		if d.Type == nil || d.ID == nil {
-			return nil, ErrMissingParameter
-		}
 	}
 	// Steps 4-5. Options.
 	rk, uvOpt := false, false
@@ -322,6 +308,34 @@ func chooseAlgorithm(params []credParamIn) (COSEAlgorithm, error) {
 		}
 	}
 	return 0, ErrUnsupportedAlgorithm
+}
+
+// checkDescriptors validates an excludeList or allowList: at most
+// maxCredentialCountInList entries, each with a type and an ID.
+func checkDescriptors(list []credentialDescriptor) error {
+	if len(list) > maxCredentialsInList {
+		return ErrLimitExceeded
+	}
+	for _, d := range list {
+		if d.Type == nil || d.ID == nil {
+			return ErrMissingParameter
+		}
+	}
+	return nil
+}
+
+// pinUvAuthProtocolOf runs steps 1 and 2 shared by makeCredential and
+// getAssertion: a zero-length pinUvAuthParam is the selection probe (which
+// always ends the command), and a present one needs a known protocol. It
+// returns nil when no pinUvAuthParam was sent.
+func (a *Authenticator) pinUvAuthProtocolOf(ctx context.Context, keepalive func(byte), param *[]byte, version *uint64) (*pinUvAuthProtocol, error) {
+	if param == nil {
+		return nil, nil
+	}
+	if len(*param) == 0 {
+		return nil, a.selectionProbe(ctx, keepalive)
+	}
+	return a.protocol(version)
 }
 
 // selectionProbe answers the zero-length pinUvAuthParam a platform sends to

@@ -62,7 +62,7 @@ func hasWord(list, word string) bool {
 func TestFido2TokenInfo(t *testing.T) {
 	k := softkeytest.Serve(t, softkey.Config{})
 	out := mustTool(t, "", "fido2-token", "-I", k.Path)
-	if v := infoLine(t, out, "version strings"); v != "FIDO_2_0, FIDO_2_1" {
+	if v := infoLine(t, out, "version strings"); v != "U2F_V2, FIDO_2_0, FIDO_2_1" {
 		t.Errorf("versions %q", v)
 	}
 	opts := infoLine(t, out, "options")
@@ -82,7 +82,7 @@ func TestFido2TokenInfo(t *testing.T) {
 		"minpinlen":         "4",
 		"remaining rk(s)":   "25",
 		"pin retries":       "8",
-		"caps":              "0x0d (wink, cbor, nomsg)",
+		"caps":              "0x05 (wink, cbor, msg)", // CTAPHID_MSG carries U2F
 	}
 	for label, want := range checks {
 		if got := infoLine(t, out, label); got != want {
