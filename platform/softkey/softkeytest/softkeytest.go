@@ -152,6 +152,13 @@ func Serve(tb testing.TB, cfg softkey.Config) *Key {
 // ServeAuthenticator serves an existing key, as Serve does.
 func ServeAuthenticator(tb testing.TB, a *softkey.Authenticator) *Key {
 	tb.Helper()
+	return ServeHandler(tb, a, a)
+}
+
+// ServeHandler serves h, a Handler standing in front of a (to record or
+// alter what the key sees), as Serve does.
+func ServeHandler(tb testing.TB, a *softkey.Authenticator, h ctaphid.Handler) *Key {
+	tb.Helper()
 	// Unix socket paths are limited to 108 bytes; t.TempDir can be longer.
 	dir, err := os.MkdirTemp("", "kd")
 	if err != nil {
@@ -162,7 +169,7 @@ func ServeAuthenticator(tb testing.TB, a *softkey.Authenticator) *Key {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dev := ctaphid.NewDevice(a, ctaphid.Options{Version: [3]byte{1, 0, 0}})
+	dev := ctaphid.NewDevice(h, ctaphid.Options{Version: [3]byte{1, 0, 0}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
