@@ -22,6 +22,10 @@ type benchOp struct {
 	stack     func() error
 	handle    func() error
 	inProcess func() []byte
+	// open, when set, opens and closes a libfido2 handle: the part of a
+	// go-libfido2 call (connect, CTAPHID_INIT, getInfo, close) that comes
+	// before and after the operation itself.
+	open func() error
 }
 
 // BenchmarkTransportOverhead interleaves the two paths in one loop, so the
@@ -85,6 +89,13 @@ func BenchmarkTransportOverhead(b *testing.B) {
 			},
 			handle:    h.makeCredential,
 			inProcess: func() []byte { return key.CBOR(ctx, makeCredReq, nil) },
+			open: func() error {
+				o, err := openLibfido2(k.Path)
+				if err == nil {
+					o.close()
+				}
+				return err
+			},
 		},
 		"getAssertion": {
 			stack: func() error {
@@ -97,8 +108,15 @@ func BenchmarkTransportOverhead(b *testing.B) {
 	for _, name := range []string{"getInfo", "makeCredential", "getAssertion"} {
 		op := ops[name]
 		b.Run(name, func(b *testing.B) {
-			var stack, handle, inProc time.Duration
+			var stack, handle, inProc, open time.Duration
 			for i := 0; i < b.N; i++ {
+				if op.open != nil {
+					t := time.Now()
+					if err := op.open(); err != nil {
+						b.Fatal(err)
+					}
+					open += time.Since(t)
+				}
 				t0 := time.Now()
 				if err := op.stack(); err != nil {
 					b.Fatal(err)
@@ -121,6 +139,9 @@ func BenchmarkTransportOverhead(b *testing.B) {
 			b.ReportMetric(n/stack.Seconds(), "golibfido2-ops/s")
 			b.ReportMetric(n/inProc.Seconds(), "inproc-ops/s")
 			b.ReportMetric(float64(stack)/float64(inProc), "golibfido2/inproc")
+			if op.open != nil {
+				b.ReportMetric(float64(open)/float64(inProc), "open+close/inproc")
+			}
 			if op.handle != nil {
 				b.ReportMetric(n/handle.Seconds(), "handle-ops/s")
 				b.ReportMetric(float64(handle)/float64(inProc), "handle/inproc")
