@@ -54,6 +54,7 @@
 #define VHID_SLOTS 64  /* simultaneously open virtual devices */
 #define VHID_REPORT 64 /* HID report size */
 #define VHID_RBUF 32   /* reports read ahead per device */
+#define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
 
 #define VHID_EXPORT __attribute__((visibility("default")))
 
@@ -135,6 +136,7 @@ REAL_DECL(__openat_2);
 REAL_DECL(__openat64_2);
 REAL_DECL(close);
 REAL_DECL(read);
+REAL_DECL(flock);
 REAL_DECL(ppoll);
 REAL_DECL(poll);
 REAL_DECL(stat);
@@ -176,6 +178,10 @@ struct vslot {
 	 * at a time, each after a ppoll; on a VM every such system call costs
 	 * microseconds, and a 1 kB response is 19 reports. */
 	int held, next;
+	/* Lock file standing in for the device node in flock(2): libfido2
+	 * locks a hidraw device exclusively while it has it open, so two
+	 * programs take turns instead of colliding mid-transaction. */
+	int lockfd;
 	size_t len[VHID_RBUF];
 	unsigned char rbuf[VHID_RBUF][VHID_REPORT];
 };
@@ -211,6 +217,7 @@ static int vtab_add(int fd, int index, dev_t dev, ino_t ino)
 			vtab[i].dev = dev;
 			vtab[i].ino = ino;
 			vtab[i].held = vtab[i].next = 0;
+			vtab[i].lockfd = -1;
 			atomic_fetch_add(&vtab_count, 1);
 			ok = 1;
 			break;
@@ -240,6 +247,7 @@ static int vtab_find(int fd, dev_t *dev, ino_t *ino)
 
 static void vtab_forget(int fd)
 {
+	int lockfd = -1;
 	if (fd < 0 || atomic_load(&vtab_count) == 0)
 		return;
 	pthread_mutex_lock(&vtab_mu);
@@ -248,10 +256,14 @@ static void vtab_forget(int fd)
 		if (vtab[i].fd == fd) {
 			vtab[i].fd = -1;
 			vtab[i].held = vtab[i].next = 0;
+			lockfd = vtab[i].lockfd;
+			vtab[i].lockfd = -1;
 			atomic_fetch_sub(&vtab_count, 1);
 			dbg("forget fd %d", fd);
 		}
 	pthread_mutex_unlock(&vtab_mu);
+	if (lockfd >= 0)
+		CALL_REAL(close, lockfd); /* releases the device lock */
 }
 
 /* Read-ahead. */
@@ -656,6 +668,70 @@ VHID_EXPORT int close(int fd)
 }
 
 /* ------------------------------------------------------------------ */
+/* flock: exclusive use of a virtual device, as of a hidraw node.       */
+
+/* vhid_lockfd returns the lock file of virtual fd, opening it on first
+ * use: the socket's path with ".lock" appended. -1 if fd is not virtual,
+ * -2 (errno set) if the lock file cannot be opened. */
+static int vhid_lockfd(int fd)
+{
+	int index = -1, lockfd = -1;
+	pthread_mutex_lock(&vtab_mu);
+	struct vslot *v = vtab_slot(fd);
+	if (v != NULL) {
+		index = v->index;
+		lockfd = v->lockfd;
+	}
+	pthread_mutex_unlock(&vtab_mu);
+	if (index < 0)
+		return -1;
+	if (lockfd >= 0)
+		return lockfd;
+	char path[SUN_PATH_SIZE + 8];
+	int err = vhid_socket_path(index, path, SUN_PATH_SIZE);
+	if (err != 0) {
+		errno = err;
+		return -2;
+	}
+	strcat(path, ".lock");
+	int nfd = CALL_REAL(open, path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (nfd < 0)
+		return -2;
+	pthread_mutex_lock(&vtab_mu);
+	v = vtab_slot(fd);
+	if (v != NULL && v->lockfd < 0) {
+		v->lockfd = nfd;
+		lockfd = nfd;
+		nfd = -1;
+	} else if (v != NULL) {
+		lockfd = v->lockfd; /* another thread was first */
+	}
+	pthread_mutex_unlock(&vtab_mu);
+	if (nfd >= 0)
+		CALL_REAL(close, nfd);
+	if (lockfd < 0) {
+		errno = EBADF; /* closed meanwhile */
+		return -2;
+	}
+	return lockfd;
+}
+
+VHID_EXPORT int flock(int fd, int op)
+{
+	if (atomic_load(&vtab_count) == 0)
+		return CALL_REAL(flock, fd, op);
+	int saved = errno;
+	int lockfd = vhid_lockfd(fd);
+	if (lockfd == -1) {
+		errno = saved;
+		return CALL_REAL(flock, fd, op);
+	}
+	if (lockfd < 0)
+		return -1;
+	return CALL_REAL(flock, lockfd, op);
+}
+
+/* ------------------------------------------------------------------ */
 /* read and poll: the read-ahead of virtual devices.                   */
 
 VHID_EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -935,7 +1011,6 @@ static int vhid_existing_socket(int index, char *sp, size_t splen)
 	return 0;
 }
 
-#define SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
 
 static ssize_t vhid_getxattr(int index)
 {

@@ -319,3 +319,37 @@ func TestLibfido2ManySequentialOpens(t *testing.T) {
 		}
 	}
 }
+
+func TestLibfido2TakesTurnsLikeHidraw(t *testing.T) {
+	// libfido2 flocks a hidraw node while it has it open; the shim gives
+	// the virtual device the same exclusivity, so a second program waits
+	// its turn instead of colliding with a transaction in progress.
+	k := softkeytest.Serve(t, softkey.Config{})
+	h, err := openLibfido2(k.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := libfido2.NewDevice(k.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := dev.Info()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("second open went through while the device was held: %v", err)
+	case <-time.After(400 * time.Millisecond):
+	}
+	h.close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("second open after the first closed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second open never got the device")
+	}
+}
