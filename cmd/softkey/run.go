@@ -66,6 +66,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", *socket, err)
 	}
 	defer os.Remove(*socket)
+	defer os.Remove(*socket + ".lock") // the vhid shim's stand-in for flock on the device
 	dev := ctaphid.NewDevice(key, ctaphid.Options{Version: [3]byte{1, 0, 0}})
 	defer dev.Close()
 
