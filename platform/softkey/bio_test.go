@@ -77,15 +77,7 @@ func (c *testClient) uvTokenWithPerms(version int, perms byte, rpID string) (*to
 	if rpID != "" {
 		req[10] = rpID
 	}
-	var resp authenticatorClientPINResponse
-	if err := c.do(CmdClientPIN, req, &resp); err != nil {
-		return nil, err
-	}
-	tok, err := p.proto.decrypt(p.shared, resp.PinUvAuthToken)
-	if err != nil {
-		c.t.Fatalf("decrypt token: %v", err)
-	}
-	return &tokenHandle{proto: p.proto, version: version, value: tok}, nil
+	return c.requestToken(p, version, req)
 }
 
 func newBioKey(t *testing.T, presence Presence) (*testClient, *tokenHandle) {

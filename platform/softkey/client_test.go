@@ -126,6 +126,13 @@ func (c *testClient) token(version int, pin string, perms byte, rpID string) (*t
 			req[10] = rpID
 		}
 	}
+	return c.requestToken(p, version, req)
+}
+
+// requestToken sends a clientPIN token request made with p and decrypts
+// the pinUvAuthToken it returns.
+func (c *testClient) requestToken(p *platform, version int, req map[int]any) (*tokenHandle, error) {
+	c.t.Helper()
 	var resp authenticatorClientPINResponse
 	if err := c.do(CmdClientPIN, req, &resp); err != nil {
 		return nil, err
