@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,4 +156,85 @@ func TestRefusesSocketInUse(t *testing.T) {
 		t.Fatalf("second server on a live socket: %v", err)
 	}
 	initChannel(t, sock) // the first server is unharmed
+}
+
+// ctapClient speaks just enough CTAPHID to send one-packet CBOR requests.
+type ctapClient struct {
+	t   *testing.T
+	c   net.Conn
+	cid []byte
+}
+
+func dialKey(t *testing.T, sock string) *ctapClient {
+	t.Helper()
+	c, err := net.Dial("unixpacket", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cl := &ctapClient{t: t, c: c}
+	resp := cl.roundTrip([]byte{0xff, 0xff, 0xff, 0xff, 0x86, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8})
+	cl.cid = append([]byte(nil), resp[15:19]...)
+	return cl
+}
+
+// send writes one 64-byte report.
+func (cl *ctapClient) send(report []byte) {
+	buf := make([]byte, 64)
+	copy(buf, report)
+	if _, err := cl.c.Write(buf); err != nil {
+		cl.t.Fatal(err)
+	}
+}
+
+// next reads the next report that is not a keep-alive, calling onKeepalive
+// with the status of each keep-alive seen before it.
+func (cl *ctapClient) next(onKeepalive func(status byte)) []byte {
+	cl.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 128)
+	for {
+		n, err := cl.c.Read(buf)
+		if err != nil {
+			cl.t.Fatal(err)
+		}
+		if buf[4] == 0xbb && onKeepalive != nil {
+			onKeepalive(buf[7])
+			continue
+		}
+		return buf[:n]
+	}
+}
+
+func (cl *ctapClient) roundTrip(report []byte) []byte {
+	cl.send(report)
+	return cl.next(nil)
+}
+
+// cbor sends a CTAP2 command without parameters and returns its status.
+func (cl *ctapClient) cbor(cmd byte, onKeepalive func(byte)) byte {
+	cl.send(append(append([]byte{}, cl.cid...), 0x90, 0, 1, cmd))
+	return cl.next(onKeepalive)[7]
+}
+
+func TestSignalsTouchAndReplug(t *testing.T) {
+	sock, stop := serve(t, "--presence", "signal")
+	defer stop()
+	cl := dialKey(t, sock)
+
+	// SIGUSR1 is the touch the key waits for.
+	if st := cl.cbor(0x0b, func(status byte) {
+		if status == 2 {
+			syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+		}
+	}); st != 0 {
+		t.Fatalf("selection touched by SIGUSR1: status 0x%02x", st)
+	}
+	// SIGUSR2 unplugs the key: the wait ends as cancelled.
+	if st := cl.cbor(0x0b, func(status byte) {
+		if status == 2 {
+			syscall.Kill(os.Getpid(), syscall.SIGUSR2)
+		}
+	}); st != 0x2d {
+		t.Fatalf("selection during a re-plug: status 0x%02x, want CTAP2_ERR_KEEPALIVE_CANCEL", st)
+	}
 }
