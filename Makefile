@@ -73,13 +73,15 @@ $(VHID_SO): $(VHID_SRC) | $(if $(filter deps test,$(MAKECMDGOALS)),deps)
 	$(CC) $(VHID_CFLAGS) -o $@ $< -ldl
 
 test: export KEYDESK_VHID_SO := $(if $(VHID_TARGET),$(CURDIR)/$(VHID_SO))
-test: deps vhid ## vet, gofmt and staticcheck, then go test -race
+test: deps vhid ## vet, gofmt and staticcheck, go test -race, one pass of each benchmark
 	$(GO) vet ./...
 	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path './$(BUILD_DIR)/*' \
 		-not -path '*/testdata/*' -not -path '*/vendor/*' -exec $(GOFMT) -l {} +); \
 	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
 	$(STATICCHECK) ./...
 	$(GO) test -race -count=1 ./...
+	@# One iteration of every benchmark, so that a broken benchmark fails here.
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
 
 run: deps vhid ## run the keydesk program (go run ./cmd/keydesk, extra flags in ARGS=...)
 	$(GO) run ./cmd/keydesk $(ARGS)

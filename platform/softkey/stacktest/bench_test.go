@@ -71,7 +71,11 @@ func BenchmarkTransportOverhead(b *testing.B) {
 		3: []any{map[string]any{"id": credID, "type": "public-key"}},
 	})
 	ctx := context.Background()
-	h, err := openLibfido2(k.Path)
+	// The held handle gets a key of its own: a libfido2 handle holds its
+	// device exclusively (flock), as it holds a hidraw node, so go-libfido2
+	// could not open the same key meanwhile.
+	held := softkeytest.Serve(b, softkey.Config{})
+	h, err := openLibfido2(held.Path)
 	if err != nil {
 		b.Fatal(err)
 	}
