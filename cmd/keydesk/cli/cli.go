@@ -9,19 +9,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/fxamacker/cbor/v2"
-	libfido2 "github.com/keys-pub/go-libfido2"
 
+	"github.com/keydesk/keydesk/platform"
+	"github.com/keydesk/keydesk/platform/libfido2"
 	"github.com/keydesk/keydesk/platform/softkey"
 )
-
-// ExtraDevicesEnv lists device paths that udev does not enumerate (such as
-// the software key behind the vhid shim), separated by ':'.
-const ExtraDevicesEnv = "KEYDESK_EXTRA_DEVICES"
 
 // Run runs the keydesk command line. With no arguments, or "devices", it
 // lists the connected security keys.
@@ -51,19 +46,15 @@ type device struct {
 	err                      error
 }
 
-func listDevices(_ context.Context, w io.Writer) error {
-	var devs []device
-	locs, err := libfido2.DeviceLocations()
+func listDevices(ctx context.Context, w io.Writer) error {
+	e := libfido2.New(libfido2.Config{ExtraDevices: platform.ExtraDevicesFromEnv()})
+	found, err := e.Devices(ctx)
 	if err != nil {
-		return fmt.Errorf("list devices: %w", err)
+		return err
 	}
-	for _, l := range locs {
-		devs = append(devs, probe(l.Path, strings.TrimSpace(l.Manufacturer+" "+l.Product)))
-	}
-	for _, p := range filepath.SplitList(os.Getenv(ExtraDevicesEnv)) {
-		if p != "" {
-			devs = append(devs, probe(p, "configured device"))
-		}
+	var devs []device
+	for _, d := range found {
+		devs = append(devs, probe(ctx, e, d))
 	}
 	if len(devs) == 0 {
 		fmt.Fprintln(w, "No hardware security key found.")
@@ -83,21 +74,22 @@ func listDevices(_ context.Context, w io.Writer) error {
 	return nil
 }
 
-// probe reads a key's getInfo through libfido2.
-func probe(path, product string) device {
-	d := device{path: path, transport: "USB", product: product}
-	if strings.HasPrefix(path, "nfc:") || strings.HasPrefix(path, "pcsc:") {
-		d.transport = "NFC"
-	}
-	dev, err := libfido2.NewDevice(path)
+// probe reads a key's getInfo.
+func probe(ctx context.Context, e platform.Enumerator, d platform.Device) device {
+	out := device{path: d.Path, transport: strings.ToUpper(string(d.Transport)), product: strings.TrimSpace(d.Manufacturer + " " + d.Product)}
+	key, err := e.Open(ctx, d)
 	if err == nil {
-		var info *libfido2.DeviceInfo
-		if info, err = dev.Info(); err == nil {
-			d.versions, d.aaguid = info.Versions, info.AAGUID
+		var info *platform.Info
+		if info, err = key.Info(ctx); err == nil {
+			out.versions, out.aaguid = info.Versions, info.AAGUID[:]
+			if info.Model != "" {
+				out.product = info.Model
+			}
 		}
+		key.Close()
 	}
-	d.err = err
-	return d
+	out.err = err
+	return out
 }
 
 // virtualKey describes the in-process software key offered when no

@@ -131,6 +131,8 @@ type Key struct {
 	Authenticator *softkey.Authenticator
 	// Device is its CTAPHID transport.
 	Device *ctaphid.Device
+
+	stop func()
 }
 
 var (
@@ -177,7 +179,8 @@ func ServeHandler(tb testing.TB, a *softkey.Authenticator, h ctaphid.Handler) *K
 		ctaphid.Serve(ctx, ln, dev)
 	}()
 	idx := register(sock)
-	tb.Cleanup(func() {
+	k := &Key{Path: fmt.Sprintf("%s%d", PathPrefix, idx), Socket: sock, Authenticator: a, Device: dev}
+	k.stop = sync.OnceFunc(func() {
 		unregister(idx)
 		cancel()
 		ln.Close()
@@ -185,8 +188,13 @@ func ServeHandler(tb testing.TB, a *softkey.Authenticator, h ctaphid.Handler) *K
 		dev.Close()
 		os.RemoveAll(dir)
 	})
-	return &Key{Path: fmt.Sprintf("%s%d", PathPrefix, idx), Socket: sock, Authenticator: a, Device: dev}
+	tb.Cleanup(k.Stop)
+	return k
 }
+
+// Stop unplugs the key: its path no longer opens. It is called at the end
+// of the test anyway.
+func (k *Key) Stop() { k.stop() }
 
 func register(sock string) int {
 	slotsMu.Lock()

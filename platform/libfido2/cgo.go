@@ -1,0 +1,145 @@
+package libfido2
+
+/*
+#cgo LDFLAGS: -lfido2
+#include <fido.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+// kd_block_sigurg blocks SIGURG on the calling thread and saves the old
+// mask. Go preempts goroutines with SIGURG and signals a thread even while
+// it sits in C: libfido2's ppoll then fails with EINTR and the operation
+// ends in FIDO_ERR_RX. With SIGURG blocked for the duration of a libfido2
+// call the signal waits until Go code runs again.
+static void kd_block_sigurg(sigset_t *old) {
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGURG);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void kd_restore_sigmask(sigset_t *old) {
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static const char *kd_str(char **arr, size_t i) { return arr[i]; }
+static int kd_bool(const bool *arr, size_t i) { return arr[i]; }
+
+// kd_is_present stats path through libc, so that paths an LD_PRELOAD
+// shim provides (the vhid software key) are seen as libfido2 sees them.
+static int kd_is_present(const char *path) {
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISCHR(st.st_mode);
+}
+*/
+import "C"
+
+import (
+	"runtime"
+	"unsafe"
+)
+
+func init() { C.fido_init(0) }
+
+// call runs f on a locked thread with SIGURG blocked (see kd_block_sigurg).
+func call(f func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old C.sigset_t
+	C.kd_block_sigurg(&old)
+	defer C.kd_restore_sigmask(&old)
+	f()
+}
+
+// device is an open libfido2 device handle.
+type device struct{ dev *C.fido_dev_t }
+
+// openDevice opens path; the caller runs it inside call.
+func openDevice(path string) (*device, int) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	dev := C.fido_dev_new()
+	if r := C.fido_dev_open(dev, cpath); r != C.FIDO_OK {
+		C.fido_dev_free(&dev)
+		return nil, int(r)
+	}
+	return &device{dev: dev}, 0
+}
+
+func (d *device) close() {
+	C.fido_dev_close(d.dev)
+	C.fido_dev_free(&d.dev)
+}
+
+func (d *device) isFIDO2() bool { return bool(C.fido_dev_is_fido2(d.dev)) }
+
+// rawInfo is what getInfo and the retry counters return, as Go values.
+type rawInfo struct {
+	aaguid                []byte
+	versions, extensions  []string
+	options               map[string]bool
+	algorithms, protocols []int
+	fwVersion             uint64
+	maxMsgSize, minPINLen int
+	rkRemaining           int
+	forcePINChange        bool
+	pinRetries, uvRetries int
+}
+
+// info reads getInfo and the retry counters.
+func (d *device) info() (*rawInfo, int) {
+	ci := C.fido_cbor_info_new()
+	defer C.fido_cbor_info_free(&ci)
+	if r := C.fido_dev_get_cbor_info(d.dev, ci); r != C.FIDO_OK {
+		return nil, int(r)
+	}
+	ri := &rawInfo{options: map[string]bool{}, pinRetries: -1, uvRetries: -1}
+	ri.aaguid = C.GoBytes(unsafe.Pointer(C.fido_cbor_info_aaguid_ptr(ci)), C.int(C.fido_cbor_info_aaguid_len(ci)))
+	ri.versions = goStrings(C.fido_cbor_info_versions_ptr(ci), C.fido_cbor_info_versions_len(ci))
+	ri.extensions = goStrings(C.fido_cbor_info_extensions_ptr(ci), C.fido_cbor_info_extensions_len(ci))
+	names := C.fido_cbor_info_options_name_ptr(ci)
+	values := C.fido_cbor_info_options_value_ptr(ci)
+	for i := C.size_t(0); i < C.fido_cbor_info_options_len(ci); i++ {
+		ri.options[C.GoString(C.kd_str(names, i))] = C.kd_bool(values, i) != 0
+	}
+	for i := C.size_t(0); i < C.fido_cbor_info_algorithm_count(ci); i++ {
+		ri.algorithms = append(ri.algorithms, int(C.fido_cbor_info_algorithm_cose(ci, i)))
+	}
+	protos := C.fido_cbor_info_protocols_ptr(ci)
+	for _, p := range unsafe.Slice((*byte)(unsafe.Pointer(protos)), int(C.fido_cbor_info_protocols_len(ci))) {
+		ri.protocols = append(ri.protocols, int(p))
+	}
+	ri.fwVersion = uint64(C.fido_cbor_info_fwversion(ci))
+	ri.maxMsgSize = int(C.fido_cbor_info_maxmsgsiz(ci))
+	ri.minPINLen = int(C.fido_cbor_info_minpinlen(ci))
+	ri.rkRemaining = int(C.fido_cbor_info_rk_remaining(ci))
+	ri.forcePINChange = bool(C.fido_cbor_info_new_pin_required(ci))
+
+	// The counters stay -1 when the key does not answer: a FIDO 2.0 key
+	// without clientPin support, or one without built-in UV.
+	var n C.int
+	if C.fido_dev_get_retry_count(d.dev, &n) == C.FIDO_OK {
+		ri.pinRetries = int(n)
+	}
+	if _, builtInUV := ri.options["uv"]; builtInUV && C.fido_dev_get_uv_retry_count(d.dev, &n) == C.FIDO_OK {
+		ri.uvRetries = int(n)
+	}
+	return ri, 0
+}
+
+// present reports whether path is a character device, as libc sees it.
+func present(path string) bool {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	return C.kd_is_present(cpath) != 0
+}
+
+func goStrings(arr **C.char, n C.size_t) []string {
+	out := make([]string, 0, int(n))
+	for i := C.size_t(0); i < n; i++ {
+		out = append(out, C.GoString(C.kd_str(arr, i)))
+	}
+	return out
+}

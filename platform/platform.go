@@ -1,0 +1,132 @@
+// Package platform is Keydesk's one API to security keys: it finds them,
+// describes them and runs their management operations, whichever way a key
+// is reached (libfido2 for USB and NFC keys, or the in-process software
+// key). The GUI, the headless commands and enroll/ depend on this package,
+// never on cgo.
+package platform
+
+import (
+	"context"
+	"strings"
+)
+
+// Transport is how a key is attached.
+type Transport string
+
+// The transports Keydesk tells apart.
+const (
+	TransportUSB     Transport = "usb"
+	TransportNFC     Transport = "nfc"
+	TransportVirtual Transport = "virtual" // the in-process software key
+)
+
+// TransportOf infers the transport from a libfido2 device path: libfido2
+// names NFC readers "nfc:..." (Linux) or "pcsc://..." and everything else
+// is HID over USB.
+func TransportOf(path string) Transport {
+	if strings.HasPrefix(path, "nfc:") || strings.HasPrefix(path, "pcsc:") {
+		return TransportNFC
+	}
+	return TransportUSB
+}
+
+// Device is a key found by enumeration, before it is opened.
+type Device struct {
+	// Path is what opens the key: a hidraw node, an NFC reader, or a
+	// configured extra path such as a virtual device of the vhid shim.
+	Path string `json:"path"`
+	// Transport is inferred from the path.
+	Transport Transport `json:"transport"`
+	// Manufacturer and Product are the USB strings, when known.
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Product      string `json:"product,omitempty"`
+	// VendorID and ProductID are the USB IDs, when known.
+	VendorID  uint16 `json:"vendorId,omitempty"`
+	ProductID uint16 `json:"productId,omitempty"`
+	// Configured is set for paths from configuration rather than from the
+	// operating system's device list.
+	Configured bool `json:"configured,omitempty"`
+}
+
+// Info is what a key reports about itself: authenticatorGetInfo and the
+// PIN and UV retry counters.
+//
+// Specification: CTAP 2.1 §6.4. authenticatorGetInfo (0x04) (https://fidoalliance.org/specs/fido-v2.1-ps-20210615/fido-client-to-authenticator-protocol-v2.1-ps-20210615.html#authenticatorGetInfo)
+type Info struct {
+	// AAGUID identifies the key's model.
+	AAGUID [16]byte `json:"-"`
+	// Model is the model's name from the AAGUID list, or "" when unknown.
+	Model      string          `json:"model,omitempty"`
+	Versions   []string        `json:"versions"`
+	Extensions []string        `json:"extensions,omitempty"`
+	Options    map[string]bool `json:"options"`
+	// Algorithms are COSE algorithm identifiers, in the key's order.
+	Algorithms      []int  `json:"algorithms,omitempty"`
+	FirmwareVersion uint64 `json:"firmwareVersion,omitempty"`
+	MaxMsgSize      int    `json:"maxMsgSize,omitempty"`
+	PINProtocols    []int  `json:"pinProtocols,omitempty"`
+	// PINRetries and UVRetries are -1 when the key does not say.
+	PINRetries int `json:"pinRetries"`
+	UVRetries  int `json:"uvRetries"`
+	// RemainingDiscoverableCredentials is -1 when the key does not say.
+	RemainingDiscoverableCredentials int  `json:"remainingDiscoverableCredentials"`
+	MinPINLength                     int  `json:"minPinLength,omitempty"`
+	ForcePINChange                   bool `json:"forcePinChange"`
+}
+
+// HasOption reports whether the key lists option name as true.
+func (i *Info) HasOption(name string) bool { return i.Options[name] }
+
+// PINSet reports whether the key has a PIN (the clientPin option is true).
+func (i *Info) PINSet() bool { return i.Options["clientPin"] }
+
+// SupportsFIDO21 reports whether the key speaks CTAP 2.1.
+func (i *Info) SupportsFIDO21() bool {
+	for _, v := range i.Versions {
+		if v == "FIDO_2_1" {
+			return true
+		}
+	}
+	return false
+}
+
+// EnterpriseAttestation is the key's enterprise attestation state.
+type EnterpriseAttestation string
+
+// The enterprise attestation states of the "ep" option.
+const (
+	EnterpriseAttestationUnsupported EnterpriseAttestation = "unsupported"
+	EnterpriseAttestationDisabled    EnterpriseAttestation = "disabled"
+	EnterpriseAttestationEnabled     EnterpriseAttestation = "enabled"
+)
+
+// EnterpriseAttestation reads the "ep" option: absent means unsupported.
+func (i *Info) EnterpriseAttestation() EnterpriseAttestation {
+	v, ok := i.Options["ep"]
+	switch {
+	case !ok:
+		return EnterpriseAttestationUnsupported
+	case v:
+		return EnterpriseAttestationEnabled
+	}
+	return EnterpriseAttestationDisabled
+}
+
+// Authenticator is one key, opened. Every operation takes a context:
+// cancelling it abandons a wait for the user (CTAPHID_CANCEL).
+type Authenticator interface {
+	// Device is the key's enumeration record.
+	Device() Device
+	// Info reads authenticatorGetInfo and the retry counters.
+	Info(ctx context.Context) (*Info, error)
+	// Close releases the key.
+	Close() error
+}
+
+// Enumerator finds keys and opens them.
+type Enumerator interface {
+	// Devices lists the keys present now.
+	Devices(ctx context.Context) ([]Device, error)
+	// Open opens one of them.
+	Open(ctx context.Context, d Device) (Authenticator, error)
+}
