@@ -46,6 +46,9 @@ type Error struct {
 	// Code is the CTAP status (positive) or libfido2 error (negative)
 	// behind the failure; 0 when there is none.
 	Code int
+	// Detail, when set, is a user-facing specific appended to the
+	// message, such as the minimum PIN length that was not met.
+	Detail string
 	// Err is the underlying cause, if any.
 	Err error
 }
@@ -66,6 +69,13 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Message says what happened and what to do about it.
 func (e *Error) Message() string {
+	if e.Detail != "" {
+		return e.message() + " " + e.Detail
+	}
+	return e.message()
+}
+
+func (e *Error) message() string {
 	switch e.Kind {
 	case ErrPINInvalid:
 		switch {

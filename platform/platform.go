@@ -113,14 +113,131 @@ func (i *Info) EnterpriseAttestation() EnterpriseAttestation {
 }
 
 // Authenticator is one key, opened. Every operation takes a context:
-// cancelling it abandons a wait for the user (CTAPHID_CANCEL).
+// cancelling it abandons a wait for the user (CTAPHID_CANCEL). Operations
+// that wait for the user report it through the Progress in the context
+// (see WithProgress). PINs are passed as strings and never logged.
 type Authenticator interface {
 	// Device is the key's enumeration record.
 	Device() Device
 	// Info reads authenticatorGetInfo and the retry counters.
 	Info(ctx context.Context) (*Info, error)
+
+	// SetPIN sets the first PIN, after checking it against the key's
+	// policy (CheckPIN).
+	SetPIN(ctx context.Context, pin string) error
+	// ChangePIN changes the PIN; a wrong old PIN fails with
+	// ErrPINInvalid and the attempts left.
+	ChangePIN(ctx context.Context, oldPIN, newPIN string) error
+
+	// CredentialsMetadata counts discoverable credentials.
+	CredentialsMetadata(ctx context.Context, pin string) (CredentialsMetadata, error)
+	// Credentials lists the discoverable credentials, grouped by RP.
+	Credentials(ctx context.Context, pin string) ([]RelyingParty, error)
+	// DeleteCredential deletes a discoverable credential.
+	DeleteCredential(ctx context.Context, pin string, credentialID []byte) error
+	// UpdateUser changes the user name and display name stored with a
+	// credential (the user ID stays).
+	UpdateUser(ctx context.Context, pin string, credentialID []byte, user User) error
+
+	// Fingerprints lists the enrolled fingerprints.
+	Fingerprints(ctx context.Context, pin string) ([]Fingerprint, error)
+	// EnrollFingerprint enrolls one, reporting each sample through the
+	// context's Progress, and returns it.
+	EnrollFingerprint(ctx context.Context, pin, name string) (Fingerprint, error)
+	// RenameFingerprint and DeleteFingerprint manage one by ID.
+	RenameFingerprint(ctx context.Context, pin string, id []byte, name string) error
+	DeleteFingerprint(ctx context.Context, pin string, id []byte) error
+
+	// SetMinPINLength raises the minimum PIN length, optionally naming RP
+	// IDs allowed to read it (minPinLength extension).
+	SetMinPINLength(ctx context.Context, pin string, length int, rpIDs []string) error
+	// ForcePINChange makes the PIN unusable until it is changed.
+	ForcePINChange(ctx context.Context, pin string) error
+	// ToggleAlwaysUV flips the alwaysUv setting.
+	ToggleAlwaysUV(ctx context.Context, pin string) error
+	// EnableEnterpriseAttestation turns enterprise attestation on.
+	EnableEnterpriseAttestation(ctx context.Context, pin string) error
+
+	// Reset erases the key. CTAP allows it only within 10 seconds of
+	// plugging the key in, and only with a touch: the context's Progress
+	// hears StageReinsert and StageTouch so a UI can guide the user.
+	Reset(ctx context.Context) error
+	// Select waits for a touch on this key (authenticatorSelection), for
+	// choosing among several keys.
+	Select(ctx context.Context) error
+
 	// Close releases the key.
 	Close() error
+}
+
+// CredentialsMetadata is authenticatorCredentialManagement's getCredsMetadata.
+type CredentialsMetadata struct {
+	Existing  int `json:"existing"`
+	Remaining int `json:"remaining"`
+}
+
+// RelyingParty groups the discoverable credentials of one RP.
+type RelyingParty struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name,omitempty"`
+	Credentials []Credential `json:"credentials"`
+}
+
+// User is the user entity stored with a discoverable credential.
+type User struct {
+	ID          []byte `json:"id"`
+	Name        string `json:"name,omitempty"`
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// Credential is one discoverable credential.
+type Credential struct {
+	ID   []byte `json:"id"`
+	User User   `json:"user"`
+	// Protection is the credProtect level: 1 UV optional, 2 UV optional
+	// with credential ID list, 3 UV required; 0 when the key did not say.
+	Protection int `json:"protection"`
+}
+
+// Fingerprint is one enrolled template.
+type Fingerprint struct {
+	ID   []byte `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// Stage is a step of a long operation, for the UI to show.
+type Stage string
+
+// The stages operations report.
+const (
+	StageTouch      Stage = "touch"      // touch the key now
+	StageProcessing Stage = "processing" // the key is working
+	StageSample     Stage = "sample"     // a fingerprint sample was taken (Remaining says how many more)
+	StageReinsert   Stage = "reinsert"   // unplug the key and plug it back in
+)
+
+// ProgressEvent is reported by long operations.
+type ProgressEvent struct {
+	Stage Stage
+	// Remaining counts fingerprint samples still needed (StageSample).
+	Remaining int
+}
+
+// Progress receives ProgressEvents; it must not block.
+type Progress func(ProgressEvent)
+
+type progressKey struct{}
+
+// WithProgress returns a context whose operations report to p.
+func WithProgress(ctx context.Context, p Progress) context.Context {
+	return context.WithValue(ctx, progressKey{}, p)
+}
+
+// Report sends ev to the context's Progress, if any.
+func Report(ctx context.Context, ev ProgressEvent) {
+	if p, ok := ctx.Value(progressKey{}).(Progress); ok && p != nil {
+		p(ev)
+	}
 }
 
 // Enumerator finds keys and opens them.

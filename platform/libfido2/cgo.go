@@ -37,7 +37,9 @@ static int kd_is_present(const char *path) {
 import "C"
 
 import (
+	"context"
 	"runtime"
+	"time"
 	"unsafe"
 )
 
@@ -74,6 +76,37 @@ func (d *device) close() {
 }
 
 func (d *device) isFIDO2() bool { return bool(C.fido_dev_is_fido2(d.dev)) }
+
+// cancellable runs f, a libfido2 call that may wait for the user, and
+// sends CTAPHID_CANCEL (fido_dev_cancel, which libfido2 allows from
+// another thread) if ctx ends first. The caller runs inside call.
+func (d *device) cancellable(ctx context.Context, f func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		// A cancel that arrives before the key starts waiting (while
+		// libfido2 still gets a PIN token, say) is ignored by the key, so
+		// it is repeated until the call returns.
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			C.fido_dev_cancel(d.dev)
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+		}
+	}()
+	f()
+	close(done)
+	<-exited // the device may be closed next: no cancel may be in flight
+}
 
 // rawInfo is what getInfo and the retry counters return, as Go values.
 type rawInfo struct {

@@ -1,0 +1,120 @@
+package inprocess
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/keydesk/keydesk/platform"
+	"github.com/keydesk/keydesk/platform/softkey"
+)
+
+// authenticatorConfig subcommands (CTAP 2.1 §6.11).
+const (
+	cfgEnableEnterpriseAttestation = 0x01
+	cfgToggleAlwaysUv              = 0x02
+	cfgSetMinPINLength             = 0x03
+)
+
+// config sends one authenticatorConfig subcommand. A key protected by a
+// PIN, built-in UV or alwaysUv needs an acfg token, whose pinUvAuthParam
+// is authenticate(token, 32×0xff || 0x0d || subCommand || subCommandParams);
+// an unprotected key takes the command as it is.
+func (k *Key) config(ctx context.Context, op, pin string, sub byte, params any) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	info, err := k.info(ctx, op)
+	if err != nil {
+		return err
+	}
+	if !info.HasOption("authnrCfg") {
+		return unsupported(op)
+	}
+	if sub == cfgEnableEnterpriseAttestation && info.EnterpriseAttestation() == platform.EnterpriseAttestationUnsupported {
+		return unsupported(op)
+	}
+	req := map[int]any{1: sub}
+	msg := append(bytes.Repeat([]byte{0xff}, 32), byte(softkey.CmdConfig), sub)
+	if params != nil {
+		raw, err := encMode.Marshal(params)
+		if err != nil {
+			return protocolError(op, err)
+		}
+		req[2] = cbor.RawMessage(raw)
+		msg = append(msg, raw...)
+	}
+	if info.PINSet() || info.HasOption("uv") || info.HasOption("alwaysUv") {
+		tok, err := k.pinToken(ctx, op, info, pin, permAuthenticatorCfg, "")
+		if err != nil {
+			return err
+		}
+		defer tok.close()
+		req[3] = tok.proto.version
+		req[4] = tok.auth(msg)
+	}
+	return k.call(ctx, op, softkey.CmdConfig, req, nil)
+}
+
+// retitle names op in an error from a step of it.
+func retitle(err error, op string) error {
+	var e *platform.Error
+	if errors.As(err, &e) {
+		c := *e
+		c.Op = op
+		return &c
+	}
+	return err
+}
+
+// SetMinPINLength raises the minimum PIN length and names the RPs allowed
+// to read it (minPinLength extension). length 0 keeps the minimum, to
+// change only the RP IDs. A PIN shorter than the new minimum must then be
+// changed before it is used again.
+func (k *Key) SetMinPINLength(ctx context.Context, pin string, length int, rpIDs []string) error {
+	const op = "set minimum PIN length"
+	info, err := k.Info(ctx)
+	if err != nil {
+		return retitle(err, op)
+	}
+	cur := max(info.MinPINLength, platform.MinPINCodePoints)
+	switch {
+	case length != 0 && length < cur:
+		return &platform.Error{Op: op, Kind: platform.ErrPINPolicy, RetriesLeft: -1,
+			Detail: fmt.Sprintf("The minimum PIN length can only be raised; it is %d now.", cur)}
+	case length > platform.MaxPINBytes:
+		return &platform.Error{Op: op, Kind: platform.ErrPINPolicy, RetriesLeft: -1,
+			Detail: fmt.Sprintf("The minimum PIN length can be at most %d.", platform.MaxPINBytes)}
+	}
+	params := map[int]any{}
+	if length > 0 {
+		params[1] = length
+	}
+	if len(rpIDs) > 0 {
+		params[2] = rpIDs
+	}
+	err = k.config(ctx, op, pin, cfgSetMinPINLength, params)
+	var e *platform.Error
+	if errors.As(err, &e) && e.Kind == platform.ErrKeyStoreFull {
+		e.Detail = fmt.Sprintf("The key cannot keep %d RP IDs for the minimum PIN length.", len(rpIDs))
+	}
+	return err
+}
+
+// ForcePINChange makes the PIN unusable until it is changed
+// (setMinPINLength with forceChangePin).
+func (k *Key) ForcePINChange(ctx context.Context, pin string) error {
+	return k.config(ctx, "force PIN change", pin, cfgSetMinPINLength, map[int]any{3: true})
+}
+
+// ToggleAlwaysUV flips the alwaysUv setting.
+func (k *Key) ToggleAlwaysUV(ctx context.Context, pin string) error {
+	return k.config(ctx, "toggle always-UV", pin, cfgToggleAlwaysUv, nil)
+}
+
+// EnableEnterpriseAttestation turns enterprise attestation on.
+func (k *Key) EnableEnterpriseAttestation(ctx context.Context, pin string) error {
+	return k.config(ctx, "enable enterprise attestation", pin, cfgEnableEnterpriseAttestation, nil)
+}
