@@ -315,10 +315,14 @@ func TestEnrollFingerprintCancel(t *testing.T) {
 			case 1:
 				cancel()
 			case 0:
-				sig.Touch()
+				if n := sig.Touch(); n != 1 {
+					t.Errorf("touch reached %d waiters", n)
+				}
 			default:
 				waiting = sig.Waiting()
-				sig.Touch()
+				if n := sig.Touch(); n != 1 {
+					t.Errorf("touch reached %d waiters", n)
+				}
 				wait(waiting) // the second sample
 				cancel()
 			}
@@ -343,16 +347,21 @@ func TestEnrollFingerprintCancel(t *testing.T) {
 			// The key is left ready for another enrollment.
 			stop := make(chan struct{})
 			defer close(stop)
-			go func() {
+			// Each wait's channel is taken before the touch that lets the
+			// key go on to the next wait, so no wait is missed; taking it
+			// inside the goroutine would miss a wait that began first.
+			waiting = sig.Waiting()
+			go func(waiting <-chan struct{}) {
 				for {
 					select {
-					case <-sig.Waiting():
+					case <-waiting:
+						waiting = sig.Waiting()
 						sig.Touch()
 					case <-stop:
 						return
 					}
 				}
-			}()
+			}(waiting)
 			if fp := bioEnroll(t, key, "y"); len(bioList(t, key)) != 1 || fp.Name != "y" {
 				t.Fatalf("enrollment after the cancel: %+v", fp)
 			}
