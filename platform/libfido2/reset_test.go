@@ -2,6 +2,7 @@ package libfido2
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -308,5 +309,55 @@ func TestSelect(t *testing.T) {
 			}
 			tt.run(t, k, sig, newMgmtStages())
 		})
+	}
+}
+
+func TestSelectAmongKeysUsesTheTouchedOne(t *testing.T) {
+	idle := softkey.NewSignal(10 * time.Second)
+	touched := softkey.NewSignal(10 * time.Second)
+	e := New(Config{})
+	var keys []platform.Authenticator
+	for _, sig := range []*softkey.Signal{idle, touched} {
+		k := softkeytest.Serve(t, softkey.Config{Presence: sig})
+		a, err := e.Open(context.Background(), platform.Device{Path: k.Path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, a)
+	}
+	idleWaiting, touchedWaiting := idle.Waiting(), touched.Waiting()
+	go func() {
+		<-idleWaiting // both keys blink before the user picks one
+		<-touchedWaiting
+		touched.Touch()
+	}()
+	start := time.Now()
+	got, err := platform.SelectAmong(context.Background(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != keys[1] {
+		t.Fatalf("selected %s, want the touched %s", got.Device().Path, keys[1].Device().Path)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("selection took %v: the other key was not cancelled", time.Since(start))
+	}
+	// The untouched key stopped waiting: it answers at once again.
+	again := idle.Waiting()
+	go func() { <-again; idle.Touch() }()
+	if err := keys[0].Select(context.Background()); err != nil {
+		t.Fatalf("the other key after the selection: %v", err)
+	}
+}
+
+func TestSelectAmongOneOrNone(t *testing.T) {
+	if _, err := platform.SelectAmong(context.Background(), nil); !errors.Is(err, platform.ErrNoDevice) {
+		t.Fatalf("no keys: %v", err)
+	}
+	k := softkeytest.Serve(t, softkey.Config{Presence: softkey.DenyAlways})
+	a, _ := New(Config{}).Open(context.Background(), platform.Device{Path: k.Path})
+	got, err := platform.SelectAmong(context.Background(), []platform.Authenticator{a})
+	if err != nil || got != a {
+		t.Fatalf("one key is chosen without a touch: %v", err)
 	}
 }
