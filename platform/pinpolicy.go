@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"unicode/utf8"
 )
@@ -29,4 +30,32 @@ func CheckPIN(pin string, minLength int) error {
 		return &Error{Op: "check PIN", Kind: ErrPINPolicy, RetriesLeft: -1, Detail: fmt.Sprintf("A PIN can be at most %d bytes long; this one has %d.", MaxPINBytes, len(pin))}
 	}
 	return nil
+}
+
+// CheckMinPINLength checks a new minimum PIN length against the key's
+// current one before it is sent: CTAP only lets the minimum grow, and no
+// PIN can be longer than 63 bytes. length 0 means "keep the current one".
+func CheckMinPINLength(op string, current, length int) error {
+	current = max(current, MinPINCodePoints)
+	switch {
+	case length != 0 && length < current:
+		return &Error{Op: op, Kind: ErrPINPolicy, RetriesLeft: -1,
+			Detail: fmt.Sprintf("The minimum PIN length can only be raised; it is %d now.", current)}
+	case length > MaxPINBytes:
+		return &Error{Op: op, Kind: ErrPINPolicy, RetriesLeft: -1,
+			Detail: fmt.Sprintf("The minimum PIN length can be at most %d.", MaxPINBytes)}
+	}
+	return nil
+}
+
+// TooManyRPIDs explains a key's KEY_STORE_FULL answer to a list of RP IDs
+// allowed to read the minimum PIN length.
+func TooManyRPIDs(err error, n int) error {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == ErrKeyStoreFull {
+		c := *e
+		c.Detail = fmt.Sprintf("The key cannot keep %d RP IDs for the minimum PIN length.", n)
+		return &c
+	}
+	return err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -79,14 +78,8 @@ func (k *Key) SetMinPINLength(ctx context.Context, pin string, length int, rpIDs
 	if err != nil {
 		return retitle(err, op)
 	}
-	cur := max(info.MinPINLength, platform.MinPINCodePoints)
-	switch {
-	case length != 0 && length < cur:
-		return &platform.Error{Op: op, Kind: platform.ErrPINPolicy, RetriesLeft: -1,
-			Detail: fmt.Sprintf("The minimum PIN length can only be raised; it is %d now.", cur)}
-	case length > platform.MaxPINBytes:
-		return &platform.Error{Op: op, Kind: platform.ErrPINPolicy, RetriesLeft: -1,
-			Detail: fmt.Sprintf("The minimum PIN length can be at most %d.", platform.MaxPINBytes)}
+	if err := platform.CheckMinPINLength(op, info.MinPINLength, length); err != nil {
+		return err
 	}
 	params := map[int]any{}
 	if length > 0 {
@@ -95,12 +88,7 @@ func (k *Key) SetMinPINLength(ctx context.Context, pin string, length int, rpIDs
 	if len(rpIDs) > 0 {
 		params[2] = rpIDs
 	}
-	err = k.config(ctx, op, pin, cfgSetMinPINLength, params)
-	var e *platform.Error
-	if errors.As(err, &e) && e.Kind == platform.ErrKeyStoreFull {
-		e.Detail = fmt.Sprintf("The key cannot keep %d RP IDs for the minimum PIN length.", len(rpIDs))
-	}
-	return err
+	return platform.TooManyRPIDs(k.config(ctx, op, pin, cfgSetMinPINLength, params), len(rpIDs))
 }
 
 // ForcePINChange makes the PIN unusable until it is changed

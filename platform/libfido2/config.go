@@ -2,17 +2,13 @@ package libfido2
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/keydesk/keydesk/platform"
 )
 
 // More CTAP statuses (see pin.go). A key also answers
 // PIN_POLICY_VIOLATION for a PIN token while a PIN change is forced.
-const (
-	ctapKeyStoreFull = 0x28 // CTAP2_ERR_KEY_STORE_FULL
-	ctapPINPolicy    = 0x37 // CTAP2_ERR_PIN_POLICY_VIOLATION
-)
+const ctapPINPolicy = 0x37 // CTAP2_ERR_PIN_POLICY_VIOLATION
 
 // SetMinPINLength raises the minimum PIN length and, when rpIDs is not
 // empty, replaces the list of RP IDs allowed to read it (minPinLength
@@ -26,31 +22,17 @@ const (
 func (k *Key) SetMinPINLength(ctx context.Context, pin string, length int, rpIDs []string) error {
 	const op = "set minimum PIN length"
 	return k.configure(ctx, op, "setMinPINLength", func(d *device, ri *rawInfo) error {
-		cur := ri.minPINLen
-		if cur < platform.MinPINCodePoints {
-			cur = platform.MinPINCodePoints
+		if err := platform.CheckMinPINLength(op, ri.minPINLen, length); err != nil {
+			return err
 		}
 		if length == 0 {
-			length = cur
-		}
-		switch {
-		case length < cur:
-			return &platform.Error{Op: op, Kind: platform.ErrPINPolicy, RetriesLeft: -1,
-				Detail: fmt.Sprintf("The minimum PIN length can only be raised; it is %d now.", cur)}
-		case length > platform.MaxPINBytes:
-			return &platform.Error{Op: op, Kind: platform.ErrPINPolicy, RetriesLeft: -1,
-				Detail: fmt.Sprintf("The minimum PIN length can be at most %d.", platform.MaxPINBytes)}
+			length = max(ri.minPINLen, platform.MinPINCodePoints)
 		}
 		var code int
 		if len(rpIDs) > 0 {
 			d.cancellable(ctx, func() { code = d.setPINMinLenRPIDs(rpIDs, pin) })
-			if code == ctapKeyStoreFull {
-				e := platform.FromCode(op, code).(*platform.Error)
-				e.Detail = fmt.Sprintf("The key cannot keep %d RP IDs for the minimum PIN length.", len(rpIDs))
-				return e
-			}
 			if err := configCodeError(op, code, d, ri); err != nil {
-				return err
+				return platform.TooManyRPIDs(err, len(rpIDs))
 			}
 			if length == ri.minPINLen {
 				return nil
