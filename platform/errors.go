@@ -13,6 +13,7 @@ var (
 	ErrDeviceRemoved      = errors.New("lost contact with the security key")
 	ErrDeviceBusy         = errors.New("the security key is busy")
 	ErrNotFIDO2           = errors.New("the security key speaks only U2F, not FIDO2")
+	ErrPermission         = errors.New("no permission to open the security key")
 	ErrPINInvalid         = errors.New("wrong PIN")
 	ErrPINBlocked         = errors.New("PIN blocked")
 	ErrPINAuthBlocked     = errors.New("too many wrong PINs in a row")
@@ -114,6 +115,8 @@ func (e *Error) message() string {
 		return "The security key is busy with another program. Close it, or wait, and try again."
 	case ErrNoDevice:
 		return "No security key found. Plug one in."
+	case ErrPermission:
+		return "The security key is there, but this account may not open it."
 	case ErrNotFIDO2:
 		return "This security key speaks only U2F (FIDO 1); this needs a FIDO2 key."
 	case ErrNoCredentials:

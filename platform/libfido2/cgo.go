@@ -6,7 +6,9 @@ package libfido2
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 // kd_block_sigurg blocks SIGURG on the calling thread and saves the old
 // mask. Go preempts goroutines with SIGURG and signals a thread even while
@@ -27,6 +29,12 @@ static void kd_restore_sigmask(sigset_t *old) {
 static const char *kd_str(char **arr, size_t i) { return arr[i]; }
 static int kd_bool(const bool *arr, size_t i) { return arr[i]; }
 
+// kd_access_errno checks read and write access to path through libc (so
+// the vhid shim's paths are checked as libfido2 opens them): 0 or errno.
+static int kd_access_errno(const char *path) {
+	return access(path, R_OK | W_OK) == 0 ? 0 : errno;
+}
+
 // kd_is_present stats path through libc, so that paths an LD_PRELOAD
 // shim provides (the vhid software key) are seen as libfido2 sees them.
 static int kd_is_present(const char *path) {
@@ -39,6 +47,7 @@ import "C"
 import (
 	"context"
 	"runtime"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -167,6 +176,18 @@ func present(path string) bool {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	return C.kd_is_present(cpath) != 0
+}
+
+// accessDenied reports whether path exists but may not be opened for
+// reading and writing by this process.
+func accessDenied(path string) bool {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	switch syscall.Errno(C.kd_access_errno(cpath)) {
+	case syscall.EACCES, syscall.EPERM:
+		return true
+	}
+	return false
 }
 
 func goStrings(arr **C.char, n C.size_t) []string {

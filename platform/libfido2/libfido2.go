@@ -108,6 +108,15 @@ func (k *Key) session(ctx context.Context, op string, f func(d *device) error) e
 
 // openError explains a failed open: most often the key went away.
 func openError(op, path string, code int) error {
+	if accessDenied(path) {
+		// The commonest failure on Linux: the key is plugged in, but its
+		// hidraw node is not the user's. Say how to fix it rather than
+		// show an empty or failing list.
+		return &platform.Error{Op: op, Kind: platform.ErrPermission, RetriesLeft: -1, Code: code,
+			Detail: fmt.Sprintf("%s needs to be readable and writable by you. udev normally grants that to the person at the computer "+
+				"(systemd's 60-fido-id.rules, or libfido2's 70-u2f.rules): install one, then unplug and re-plug the key. "+
+				"Over a remote session, ask an administrator to add you to the group that owns %s (see ls -l), then sign in again.", path, path)}
+	}
 	e := platform.FromCode(op, code).(*platform.Error)
 	if e.Kind == platform.ErrProtocol {
 		e.Kind = platform.ErrDeviceRemoved
