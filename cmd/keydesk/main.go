@@ -1,9 +1,11 @@
 // Command keydesk manages FIDO2 security keys and the accounts they
-// protect. Until the desktop app lands it lists the connected keys.
+// protect. See cli.Usage (or `keydesk help`) for the commands and the
+// exit codes.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,9 +15,18 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "keydesk:", err)
-		os.Exit(1)
+	err := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err == nil {
+		return
 	}
+	code := cli.ExitOther
+	var ee *cli.ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+	}
+	if !errors.Is(err, cli.ErrUsageShown) {
+		fmt.Fprintln(os.Stderr, "keydesk:", err)
+	}
+	os.Exit(code)
 }

@@ -1,115 +1,314 @@
 // Package cli holds the keydesk command tree, so that main stays thin and
-// the commands can be tested in-process.
+// the commands can be tested in-process. README.md describes the commands,
+// the exit codes and the JSON output.
 package cli
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-
-	"github.com/fxamacker/cbor/v2"
+	"sync"
 
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/libfido2"
-	"github.com/keydesk/keydesk/platform/softkey"
 )
 
-// Run runs the keydesk command line. With no arguments, or "devices", it
-// lists the connected security keys.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("keydesk", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: keydesk [devices]")
-		fmt.Fprintln(stderr, "  devices   list connected security keys (the default)")
+// Exit codes of the keydesk command.
+const (
+	ExitOK        = 0 // success
+	ExitOther     = 1 // any other error
+	ExitUsage     = 2 // bad command line (unknown command or flag, bad --device, bad argument)
+	ExitNoKey     = 3 // no security key found
+	ExitPIN       = 4 // wrong PIN or another PIN problem (blocked, too short, not set, needed, new PINs differ)
+	ExitCancelled = 5 // cancelled, timed out, or refused on the key
+)
+
+// Usage is the command's help text.
+const Usage = `usage: keydesk <command> [flags] [arguments]
+
+commands:
+  devices [--json]                       list connected security keys (the default command)
+  info [--device D] [--json]             show everything a key reports about itself
+  pin set [--device D] [--pin-stdin]     set the key's first PIN
+  pin change [--device D] [--pin-stdin]  change the key's PIN
+  creds list [--device D] [--pin-stdin] [--json]
+                                         list the discoverable credentials (passkeys)
+  creds delete [--device D] [--pin-stdin] ID
+                                         delete the credential with base64url ID
+  help                                   show this text
+
+flags:
+  --device D    a device path, or an index into the order of "keydesk devices";
+                default: the only key, or, with several, the one you touch
+  --json        print JSON (the schemas are in cmd/keydesk/cli/README.md)
+  --pin-stdin   read PINs from standard input, one a line, instead of from the
+                terminal without echo; PINs are never taken from the command line
+
+exit codes:
+  0  success
+  1  other error
+  2  usage error (unknown command or flag, --device out of range, bad argument)
+  3  no security key found
+  4  wrong PIN or another PIN problem (blocked, too short, not set, required,
+     the two new PINs differ)
+  5  cancelled, timed out, or refused on the key
+`
+
+// ExitError is an error with the exit code keydesk ends with. Its message
+// is the plain-language one of a *platform.Error when there is one.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	var pe *platform.Error
+	if errors.As(e.Err, &pe) {
+		return pe.Message()
 	}
-	if err := fl.Parse(args); err != nil {
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ErrUsageShown marks usage errors whose explanation was already printed
+// (by the flag package), so main need not repeat it.
+var ErrUsageShown = errors.New("usage error")
+
+func usageError(format string, args ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
+}
+
+// exitCode maps an error to keydesk's exit code.
+func exitCode(err error) int {
+	var ee *ExitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ee):
+		return ee.Code
+	case errors.Is(err, platform.ErrNoDevice):
+		return ExitNoKey
+	case errors.Is(err, platform.ErrPINInvalid), errors.Is(err, platform.ErrPINBlocked),
+		errors.Is(err, platform.ErrPINAuthBlocked), errors.Is(err, platform.ErrPINPolicy),
+		errors.Is(err, platform.ErrPINNotSet), errors.Is(err, platform.ErrPINRequired):
+		return ExitPIN
+	case errors.Is(err, platform.ErrCancelled), errors.Is(err, platform.ErrTimeout),
+		errors.Is(err, platform.ErrOperationDenied), errors.Is(err, context.Canceled),
+		errors.Is(err, context.DeadlineExceeded):
+		return ExitCancelled
+	}
+	return ExitOther
+}
+
+// withCode wraps err in an *ExitError with its exit code.
+func withCode(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Code == ExitOK { // -h: the usage was printed
+			return nil
+		}
 		return err
 	}
-	switch fl.Arg(0) {
-	case "", "devices":
-		return listDevices(ctx, stdout)
-	}
-	fl.Usage()
-	return fmt.Errorf("unknown command %q", fl.Arg(0))
+	return &ExitError{Code: exitCode(err), Err: err}
 }
 
-// device is one key as the list shows it.
-type device struct {
-	path, transport, product string
-	versions                 []string
-	aaguid                   []byte
-	err                      error
+// env is what every command runs with.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	enum   platform.Enumerator
 }
 
-func listDevices(ctx context.Context, w io.Writer) error {
-	e := libfido2.New(libfido2.Config{ExtraDevices: platform.ExtraDevicesFromEnv()})
-	found, err := e.Devices(ctx)
+// Run runs the keydesk command line. stdin supplies PINs with --pin-stdin
+// (or, when it is a terminal, PINs typed without echo). A failure is an
+// *ExitError carrying the exit code (see Usage).
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	extra, err := platform.ExtraDevices()
 	if err != nil {
-		return err
+		return &ExitError{Code: 1, Err: err}
 	}
-	var devs []device
-	for _, d := range found {
-		devs = append(devs, probe(ctx, e, d))
+	e := &env{
+		stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr},
+		enum: libfido2.New(libfido2.Config{ExtraDevices: extra}),
+	}
+	// Operations that wait for a touch say so.
+	ctx = platform.WithProgress(ctx, func(ev platform.ProgressEvent) {
+		if ev.Stage == platform.StageTouch {
+			fmt.Fprintln(e.stderr, "Touch your security key…")
+		}
+	})
+	cmd, rest := "devices", args
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, rest = args[0], args[1:]
+	}
+	switch cmd {
+	case "devices":
+		err = e.devices(ctx, rest)
+	case "info":
+		err = e.info(ctx, rest)
+	case "pin":
+		err = e.pin(ctx, rest)
+	case "creds":
+		err = e.creds(ctx, rest)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, Usage)
+		return nil
+	default:
+		fmt.Fprint(e.stderr, Usage)
+		return usageError("unknown command %q", cmd)
+	}
+	return withCode(err)
+}
+
+// sub picks a subcommand of pin or creds.
+func (e *env) sub(name string, args []string, subs map[string]func([]string) error) error {
+	if len(args) == 0 || subs[args[0]] == nil {
+		fmt.Fprint(e.stderr, Usage)
+		if len(args) == 0 {
+			return usageError("%s: missing subcommand", name)
+		}
+		return usageError("%s: unknown subcommand %q", name, args[0])
+	}
+	return subs[args[0]](args[1:])
+}
+
+// flags is a command's flag set with the common flags.
+type flags struct {
+	*flag.FlagSet
+	json     bool
+	device   string
+	pinStdin bool
+}
+
+func (e *env) newFlags(name string, json, device, pinStdin bool) *flags {
+	f := &flags{FlagSet: flag.NewFlagSet("keydesk "+name, flag.ContinueOnError)}
+	f.SetOutput(e.stderr)
+	f.Usage = func() { fmt.Fprint(e.stderr, Usage) }
+	if json {
+		f.BoolVar(&f.json, "json", false, "print JSON")
+	}
+	if device {
+		f.StringVar(&f.device, "device", "", "device path or index")
+	}
+	if pinStdin {
+		f.BoolVar(&f.pinStdin, "pin-stdin", false, "read PINs from standard input, one a line")
+	}
+	return f
+}
+
+// parse parses flags and positional arguments in any order ("--" ends the
+// flags) and checks the number of positional arguments.
+func (f *flags) parse(args []string, positional int) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &ExitError{Code: ExitOK, Err: ErrUsageShown}
+			}
+			return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("%w: %v", ErrUsageShown, err)}
+		}
+		rest := f.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) != positional {
+		f.Usage()
+		return nil, usageError("%s: want %d argument(s), got %d", f.Name(), positional, len(pos))
+	}
+	return pos, nil
+}
+
+// openKey opens the key --device names: a path, or an index into the
+// order of Devices; by default the only key, or the one touched when
+// there are several.
+func (e *env) openKey(ctx context.Context, device string) (platform.Authenticator, error) {
+	devs, err := e.enum.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if device != "" {
+		d, err := pickDevice(devs, device)
+		if err != nil {
+			return nil, err
+		}
+		return e.enum.Open(ctx, d)
 	}
 	if len(devs) == 0 {
-		fmt.Fprintln(w, "No hardware security key found.")
-		v, err := virtualKey()
+		return nil, &platform.Error{Op: "find a security key", Kind: platform.ErrNoDevice, RetriesLeft: -1}
+	}
+	var keys []platform.Authenticator
+	for _, d := range devs {
+		k, err := e.enum.Open(ctx, d)
 		if err != nil {
-			return err
+			closeAll(keys)
+			return nil, err
 		}
-		devs = append(devs, v)
+		keys = append(keys, k)
+	}
+	if len(keys) == 1 {
+		return keys[0], nil
+	}
+	fmt.Fprintln(e.stderr, "Touch the key you want to use")
+	// Every key asks for a touch at once: one prompt is enough.
+	chosen, err := platform.SelectAmong(platform.WithProgress(ctx, nil), keys)
+	for _, k := range keys {
+		if k != chosen {
+			k.Close()
+		}
+	}
+	return chosen, err
+}
+
+func closeAll(keys []platform.Authenticator) {
+	for _, k := range keys {
+		k.Close()
+	}
+}
+
+// pickDevice resolves --device among devs: an index, or a path (a path
+// not listed is opened as given).
+func pickDevice(devs []platform.Device, device string) (platform.Device, error) {
+	if i, err := strconv.Atoi(device); err == nil {
+		if len(devs) == 0 {
+			return platform.Device{}, &platform.Error{Op: "find a security key", Kind: platform.ErrNoDevice, RetriesLeft: -1}
+		}
+		if i < 0 || i >= len(devs) {
+			return platform.Device{}, usageError("--device %d: out of range; there are %d key(s), numbered from 0 (see keydesk devices)", i, len(devs))
+		}
+		return devs[i], nil
 	}
 	for _, d := range devs {
-		if d.err != nil {
-			fmt.Fprintf(w, "%s\t%s\t%s\terror: %v\n", d.path, d.transport, d.product, d.err)
-			continue
+		if d.Path == device {
+			return d, nil
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\taaguid %s\n", d.path, d.transport, d.product, strings.Join(d.versions, ","), hex.EncodeToString(d.aaguid))
 	}
-	return nil
+	return platform.Device{Path: device, Transport: platform.TransportOf(device)}, nil
 }
 
-// probe reads a key's getInfo.
-func probe(ctx context.Context, e platform.Enumerator, d platform.Device) device {
-	out := device{path: d.Path, transport: strings.ToUpper(string(d.Transport)), product: strings.TrimSpace(d.Manufacturer + " " + d.Product)}
-	key, err := e.Open(ctx, d)
-	if err == nil {
-		var info *platform.Info
-		if info, err = key.Info(ctx); err == nil {
-			out.versions, out.aaguid = info.Versions, info.AAGUID[:]
-			if info.Model != "" {
-				out.product = info.Model
-			}
-		}
-		key.Close()
-	}
-	out.err = err
-	return out
+// lockedWriter serialises writes from progress callbacks.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
 }
 
-// virtualKey describes the in-process software key offered when no
-// hardware key is present, labelled so nobody mistakes it for one.
-func virtualKey() (device, error) {
-	k, err := softkey.New(softkey.Config{})
-	if err != nil {
-		return device{}, err
-	}
-	resp := k.CBOR(context.Background(), []byte{byte(softkey.CmdGetInfo)}, nil)
-	if len(resp) == 0 || resp[0] != 0 {
-		return device{}, errors.New("virtual key: getInfo failed")
-	}
-	var info struct {
-		Versions []string `cbor:"1,keyasint"`
-		AAGUID   []byte   `cbor:"3,keyasint"`
-	}
-	if err := cbor.Unmarshal(resp[1:], &info); err != nil {
-		return device{}, fmt.Errorf("virtual key: %w", err)
-	}
-	return device{path: "(in-process)", transport: "virtual", product: "Keydesk virtual key (software, for trying Keydesk out)",
-		versions: info.Versions, aaguid: info.AAGUID}, nil
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -3,8 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/keydesk/keydesk/platform"
@@ -14,37 +23,504 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(softkeytest.Preload(m)) }
 
-func TestDevicesListsConfiguredKeys(t *testing.T) {
-	k := softkeytest.Serve(t, softkey.Config{})
-	t.Setenv(platform.ExtraDevicesEnv, k.Path+":/dev/keydesk-vhid99")
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"devices"}, &out, &out); err != nil {
-		t.Fatal(err)
+// result is one in-process run of keydesk.
+type result struct {
+	stdout, stderr string
+	code           int
+	err            error
+}
+
+// run runs keydesk with args, stdin as standard input.
+func run(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	r := result{stdout: out.String(), stderr: errb.String(), err: err}
+	if err != nil {
+		var ee *ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("keydesk %v: error %v is not an *ExitError", args, err)
+		}
+		r.code = ee.Code
 	}
-	// The absent configured path is not listed: there is no key behind it.
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 1 {
-		t.Fatalf("want 1 line:\n%s", out.String())
+	return r
+}
+
+// mustRun is run that fails the test on an error.
+func mustRun(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	r := run(t, stdin, args...)
+	if r.err != nil {
+		t.Fatalf("keydesk %v: exit %d: %v\nstdout: %s\nstderr: %s", args, r.code, r.err, r.stdout, r.stderr)
 	}
-	if !strings.HasPrefix(lines[0], k.Path+"\tUSB\tKeydesk Software Key") || !strings.Contains(lines[0], "FIDO_2_0,FIDO_2_1") || !strings.Contains(lines[0], "ef185f030d9a49098ff093c535aa9ecd") {
-		t.Errorf("software key line: %q", lines[0])
+	return r.stdout
+}
+
+// serveKeys serves n software keys and lists them in $KEYDESK_EXTRA_DEVICES.
+func serveKeys(t *testing.T, n int) []*softkeytest.Key {
+	t.Helper()
+	var keys []*softkeytest.Key
+	var paths []string
+	for range n {
+		k := softkeytest.Serve(t, softkey.Config{})
+		keys = append(keys, k)
+		paths = append(paths, k.Path)
+	}
+	t.Setenv(platform.ExtraDevicesEnv, strings.Join(paths, ":"))
+	return keys
+}
+
+// tool runs a fido2-tools binary in a new session, so that it reads PINs
+// from stdin.
+func tool(t *testing.T, stdin string, name string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func mustTool(t *testing.T, stdin string, name string, args ...string) string {
+	t.Helper()
+	out, errOut, err := tool(t, stdin, name, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v\nstdout: %s\nstderr: %s", name, args, err, out, errOut)
+	}
+	return out
+}
+
+// infoLine returns the value of "label: value" in fido2-token -I output.
+func infoLine(t *testing.T, out, label string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `: (.*)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no %q line in:\n%s", label, out)
+	}
+	return m[1]
+}
+
+const (
+	softkeyAAGUID = "ef185f030d9a49098ff093c535aa9ecd"
+	softkeyModel  = "Keydesk Software Key (virtual)"
+)
+
+func TestDevices(t *testing.T) {
+	tests := []struct {
+		name  string
+		keys  int
+		extra string // appended to $KEYDESK_EXTRA_DEVICES
+		args  []string
+		check func(t *testing.T, keys []*softkeytest.Key, out string)
+	}{
+		{
+			name: "ShouldListConfiguredKeyAsText", keys: 1, extra: ":/dev/keydesk-vhid99", args: []string{"devices"},
+			check: func(t *testing.T, keys []*softkeytest.Key, out string) {
+				// The absent configured path is not listed: there is no key behind it.
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				if len(lines) != 1 {
+					t.Fatalf("want 1 line:\n%s", out)
+				}
+				if !strings.HasPrefix(lines[0], "0\t"+keys[0].Path+"\tUSB\tKeydesk Software Key") ||
+					!strings.Contains(lines[0], "FIDO_2_0,FIDO_2_1") || !strings.Contains(lines[0], softkeyAAGUID) ||
+					!strings.HasSuffix(lines[0], "\tno PIN") {
+					t.Errorf("software key line: %q", lines[0])
+				}
+			},
+		},
+		{
+			name: "ShouldBeTheDefaultCommand", keys: 1,
+			check: func(t *testing.T, keys []*softkeytest.Key, out string) {
+				if !strings.HasPrefix(out, "0\t"+keys[0].Path+"\t") {
+					t.Errorf("output:\n%s", out)
+				}
+			},
+		},
+		{
+			name: "ShouldListKeysAsJSON", keys: 2, args: []string{"devices", "--json"},
+			check: func(t *testing.T, keys []*softkeytest.Key, out string) {
+				var got devicesJSON
+				if err := json.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				if len(got.Devices) != 2 || got.VirtualKeyOffered {
+					t.Fatalf("devices: %+v", got)
+				}
+				for i, d := range got.Devices {
+					if d.Index != i || d.Path != keys[i].Path || d.Transport != "usb" || d.Model != softkeyModel ||
+						d.AAGUID != softkeyAAGUID || !slices.Contains(d.Versions, "FIDO_2_1") || d.PINSet || d.Error != "" {
+						t.Errorf("device %d: %+v", i, d)
+					}
+				}
+			},
+		},
+		{
+			name: "ShouldOfferLabelledVirtualKeyWhenNoKeyIsFound", args: []string{"devices"},
+			check: func(t *testing.T, _ []*softkeytest.Key, out string) {
+				if !strings.Contains(out, "No hardware security key found") || !strings.Contains(out, "(in-process)\tvirtual\tKeydesk virtual key (software") {
+					t.Fatalf("output:\n%s", out)
+				}
+			},
+		},
+		{
+			name: "ShouldReturnEmptyJSONListWhenNoKeyIsFound", args: []string{"devices", "--json"},
+			check: func(t *testing.T, _ []*softkeytest.Key, out string) {
+				var raw map[string]json.RawMessage
+				if err := json.Unmarshal([]byte(out), &raw); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				if string(raw["devices"]) != "[]" || string(raw["virtualKeyOffered"]) != "true" {
+					t.Fatalf("output:\n%s", out)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys := serveKeys(t, tt.keys)
+			t.Setenv(platform.ExtraDevicesEnv, os.Getenv(platform.ExtraDevicesEnv)+tt.extra)
+			tt.check(t, keys, mustRun(t, "", tt.args...))
+		})
 	}
 }
 
-func TestDevicesOffersLabelledVirtualKey(t *testing.T) {
-	t.Setenv(platform.ExtraDevicesEnv, "")
-	var out bytes.Buffer
-	if err := Run(context.Background(), nil, &out, &out); err != nil {
-		t.Fatal(err)
+func TestInfo(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, k *softkeytest.Key, out string)
+	}{
+		{
+			name: "ShouldReportFreshKeyAsJSON", args: []string{"info", "--json"},
+			check: func(t *testing.T, k *softkeytest.Key, out string) {
+				var got infoJSON
+				if err := json.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				if got.Path != k.Path || got.Model != softkeyModel || got.AAGUID != softkeyAAGUID ||
+					!slices.Contains(got.Versions, "FIDO_2_1") || got.PINRetries != 8 || got.MinPINLength != 4 ||
+					got.PINSet || got.ForcePINChange || !got.Options["rk"] || got.RemainingDiscoverableCredentials != 25 ||
+					!slices.Contains(got.Extensions, "credProtect") || !slices.Contains(got.Algorithms, -7) ||
+					got.EnterpriseAttestation == "" {
+					t.Errorf("info: %+v", got)
+				}
+			},
+		},
+		{
+			name: "ShouldAcceptDeviceIndexAndPrintText", args: []string{"info", "--device", "0"},
+			check: func(t *testing.T, k *softkeytest.Key, out string) {
+				for _, want := range []string{"path: " + k.Path + " (USB)", "model: Keydesk Software Key", "PIN retries: 8",
+					"minimum PIN length: 4", "PIN set: no", "algorithms: ES256, EdDSA"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("no %q in:\n%s", want, out)
+					}
+				}
+			},
+		},
+		{
+			name: "ShouldAcceptDevicePath", args: nil, // --device path added below
+			check: func(t *testing.T, k *softkeytest.Key, out string) {
+				if !strings.Contains(out, `"path": "`+k.Path+`"`) {
+					t.Errorf("output:\n%s", out)
+				}
+			},
+		},
 	}
-	if !strings.Contains(out.String(), "No hardware security key found") || !strings.Contains(out.String(), "virtual") {
-		t.Fatalf("output:\n%s", out.String())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := serveKeys(t, 1)[0]
+			args := tt.args
+			if args == nil {
+				args = []string{"info", "--json", "--device", k.Path}
+			}
+			tt.check(t, k, mustRun(t, "", args...))
+		})
 	}
 }
 
-func TestUnknownCommand(t *testing.T) {
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"frobnicate"}, &out, &out); err == nil {
-		t.Fatal("unknown command accepted")
+func TestPIN(t *testing.T) {
+	tests := []struct {
+		name     string
+		setFirst string // a PIN set with fido2-token before the run
+		args     []string
+		stdin    string
+		wantCode int
+		wantMsg  string // in the error's message
+		check    func(t *testing.T, k *softkeytest.Key)
+	}{
+		{
+			name: "ShouldSetPINFromStdin", args: []string{"pin", "set", "--pin-stdin"}, stdin: "1234\n1234\n",
+			check: func(t *testing.T, k *softkeytest.Key) {
+				out := mustTool(t, "", "fido2-token", "-I", k.Path)
+				if got := infoLine(t, out, "pin retries"); got != "8" {
+					t.Errorf("pin retries %q", got)
+				}
+				if !slices.Contains(strings.Split(infoLine(t, out, "options"), ", "), "clientPin") {
+					t.Errorf("no clientPin option:\n%s", out)
+				}
+			},
+		},
+		{
+			name: "ShouldRefuseTooShortPIN", args: []string{"pin", "set", "--pin-stdin"}, stdin: "12\n12\n",
+			wantCode: ExitPIN, wantMsg: "This key needs at least 4 characters; the PIN has 2.",
+		},
+		{
+			name: "ShouldRefuseMismatchedNewPINs", args: []string{"pin", "set", "--pin-stdin"}, stdin: "1234\n1235\n",
+			wantCode: ExitPIN, wantMsg: "the new PINs do not match",
+			check: func(t *testing.T, k *softkeytest.Key) {
+				if out := mustTool(t, "", "fido2-token", "-I", k.Path); !strings.Contains(infoLine(t, out, "options"), "noclientPin") {
+					t.Errorf("a PIN was set:\n%s", out)
+				}
+			},
+		},
+		{
+			name: "ShouldRefuseSettingASecondPIN", setFirst: "1234", args: []string{"pin", "set", "--pin-stdin"}, stdin: "5678\n5678\n",
+			wantCode: ExitOther,
+		},
+		{
+			name: "ShouldChangePIN", setFirst: "1234", args: []string{"pin", "change", "--pin-stdin"}, stdin: "1234\n5678\n5678\n",
+			check: func(t *testing.T, k *softkeytest.Key) {
+				out := mustTool(t, "5678\n", "fido2-token", "-I", "-c", k.Path)
+				if !strings.Contains(out, "existing rk(s): 0") {
+					t.Errorf("the new PIN does not work:\n%s", out)
+				}
+			},
+		},
+		{
+			name: "ShouldReportWrongOldPINWithAttemptsLeft", setFirst: "1234", args: []string{"pin", "change", "--pin-stdin"}, stdin: "0000\n5678\n5678\n",
+			wantCode: ExitPIN, wantMsg: "Wrong PIN. 7 attempts left",
+		},
+		{
+			name: "ShouldRefuseChangeWithoutPIN", args: []string{"pin", "change", "--pin-stdin"}, stdin: "1234\n5678\n5678\n",
+			wantCode: ExitPIN, wantMsg: "has no PIN yet",
+		},
+		{
+			name: "ShouldRefuseEndOfInputBeforeThePIN", args: []string{"pin", "set", "--pin-stdin"}, stdin: "1234\n",
+			wantCode: ExitUsage, wantMsg: "standard input ended",
+		},
+		{
+			name: "ShouldRefusePINOnTheCommandLine", args: []string{"pin", "set", "--pin-stdin", "1234"},
+			wantCode: ExitUsage,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := serveKeys(t, 1)[0]
+			if tt.setFirst != "" {
+				mustTool(t, tt.setFirst+"\n"+tt.setFirst+"\n", "fido2-token", "-S", k.Path)
+			}
+			r := run(t, tt.stdin, tt.args...)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %v\nstderr: %s", r.code, tt.wantCode, r.err, r.stderr)
+			}
+			if tt.wantMsg != "" && (r.err == nil || !strings.Contains(r.err.Error(), tt.wantMsg)) {
+				t.Errorf("error %v, want %q", r.err, tt.wantMsg)
+			}
+			if strings.Contains(r.stdout+r.stderr, "1234") || strings.Contains(r.stdout+r.stderr, "5678") {
+				t.Errorf("a PIN was printed:\n%s\n%s", r.stdout, r.stderr)
+			}
+			if tt.check != nil {
+				tt.check(t, k)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		keys     int
+		args     []string
+		wantCode int
+		wantMsg  string
+	}{
+		{name: "ShouldRejectDeviceIndexOutOfRange", keys: 1, args: []string{"info", "--device", "1"}, wantCode: ExitUsage, wantMsg: "out of range"},
+		{name: "ShouldRejectNegativeDeviceIndex", keys: 1, args: []string{"info", "--device", "-1"}, wantCode: ExitUsage},
+		{name: "ShouldReportNoKey", args: []string{"info"}, wantCode: ExitNoKey, wantMsg: "No security key found"},
+		{name: "ShouldReportNoKeyForDeviceIndex", args: []string{"info", "--device", "0"}, wantCode: ExitNoKey},
+		{name: "ShouldReportNoKeyForPIN", args: []string{"pin", "set", "--pin-stdin"}, wantCode: ExitNoKey},
+		{name: "ShouldRejectUnknownCommand", args: []string{"frobnicate"}, wantCode: ExitUsage},
+		{name: "ShouldRejectUnknownSubcommand", args: []string{"pin", "frobnicate"}, wantCode: ExitUsage},
+		{name: "ShouldRejectUnknownFlag", args: []string{"devices", "--frobnicate"}, wantCode: ExitUsage},
+		{name: "ShouldRejectArguments", args: []string{"info", "extra"}, wantCode: ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			serveKeys(t, tt.keys)
+			r := run(t, "", tt.args...)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %v\nstderr: %s", r.code, tt.wantCode, r.err, r.stderr)
+			}
+			if tt.wantMsg != "" && !strings.Contains(r.err.Error(), tt.wantMsg) {
+				t.Errorf("error %v, want %q", r.err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"info", "-h"}} {
+		r := run(t, "", args...)
+		if r.err != nil || !strings.Contains(r.stdout+r.stderr, "exit codes:") {
+			t.Errorf("keydesk %v: %v\n%s%s", args, r.err, r.stdout, r.stderr)
+		}
+	}
+}
+
+// writeParams writes a fido2-cred input file, one item a line.
+func writeParams(t *testing.T, lines ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "params")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// makeCredential makes a discoverable credential for rpID with fido2-cred
+// and returns its ID in standard base64, as fido2-tools print it.
+func makeCredential(t *testing.T, k *softkeytest.Key, pin, rpID, user string) string {
+	t.Helper()
+	cdh := make([]byte, 32)
+	rand.Read(cdh)
+	userID := base64.StdEncoding.EncodeToString([]byte(user + "-handle"))
+	out := mustTool(t, pin+"\n", "fido2-cred", "-M", "-r", "-i",
+		writeParams(t, base64.StdEncoding.EncodeToString(cdh), rpID, user, userID), k.Path)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("fido2-cred -M output:\n%s", out)
+	}
+	return lines[4]
+}
+
+// toURL turns standard base64 into base64url without padding.
+func toURL(t *testing.T, std string) string {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(std)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestCreds(t *testing.T) {
+	tests := []struct {
+		name  string
+		check func(t *testing.T, k *softkeytest.Key, alice, bob string)
+	}{
+		{
+			name: "ShouldListCredentialsAsJSON",
+			check: func(t *testing.T, k *softkeytest.Key, alice, bob string) {
+				var got credentialsJSON
+				out := mustRun(t, "1234\n", "creds", "list", "--pin-stdin", "--json")
+				if err := json.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				byID := map[string]credentialJSON{}
+				for _, c := range got.Credentials {
+					byID[c.ID] = c
+				}
+				a, ok := byID[toURL(t, alice)]
+				if len(got.Credentials) != 2 || !ok || a.RPID != "example.com" || a.UserName != "alice" ||
+					a.UserID != base64.RawURLEncoding.EncodeToString([]byte("alice-handle")) {
+					t.Fatalf("credentials:\n%s", out)
+				}
+				if b, ok := byID[toURL(t, bob)]; !ok || b.RPID != "example.org" || b.UserName != "bob" {
+					t.Fatalf("credentials:\n%s", out)
+				}
+			},
+		},
+		{
+			name: "ShouldListCredentialsAsText",
+			check: func(t *testing.T, k *softkeytest.Key, alice, bob string) {
+				out := mustRun(t, "1234\n", "creds", "list", "--pin-stdin")
+				if !strings.Contains(out, "example.com\t"+toURL(t, alice)+"\talice") || !strings.Contains(out, "example.org\t"+toURL(t, bob)+"\tbob") {
+					t.Fatalf("output:\n%s", out)
+				}
+			},
+		},
+		{
+			name: "ShouldDeleteCredential",
+			check: func(t *testing.T, k *softkeytest.Key, alice, bob string) {
+				mustRun(t, "1234\n", "creds", "delete", "--pin-stdin", toURL(t, alice))
+				// Its RP had only it: fido2-token finds nothing for the RP.
+				out, errOut, err := tool(t, "1234\n", "fido2-token", "-L", "-k", "example.com", k.Path)
+				if strings.Contains(out, alice) || (err != nil && !strings.Contains(errOut, "FIDO_ERR_NO_CREDENTIALS")) {
+					t.Fatalf("fido2-token -L -k: %v\n%s%s", err, out, errOut)
+				}
+				if out := mustTool(t, "1234\n", "fido2-token", "-L", "-k", "example.org", k.Path); !strings.Contains(out, bob) {
+					t.Fatalf("the other credential went too:\n%s", out)
+				}
+			},
+		},
+		{
+			name: "ShouldReportWrongPINWhenListing",
+			check: func(t *testing.T, k *softkeytest.Key, alice, bob string) {
+				r := run(t, "0000\n", "creds", "list", "--pin-stdin")
+				if r.code != ExitPIN || !strings.Contains(r.err.Error(), "Wrong PIN. 7 attempts left") {
+					t.Fatalf("exit %d: %v", r.code, r.err)
+				}
+			},
+		},
+		{
+			name: "ShouldRejectBadCredentialID",
+			check: func(t *testing.T, k *softkeytest.Key, alice, bob string) {
+				if r := run(t, "1234\n", "creds", "delete", "--pin-stdin", "not*base64"); r.code != ExitUsage {
+					t.Fatalf("exit %d: %v", r.code, r.err)
+				}
+			},
+		},
+		{
+			name: "ShouldReportUnknownCredential",
+			check: func(t *testing.T, k *softkeytest.Key, alice, bob string) {
+				r := run(t, "1234\n", "creds", "delete", "--pin-stdin", "AAAA")
+				if r.code != ExitOther || !strings.Contains(r.err.Error(), "no matching credential") {
+					t.Fatalf("exit %d: %v", r.code, r.err)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := serveKeys(t, 1)[0]
+			mustTool(t, "1234\n1234\n", "fido2-token", "-S", k.Path)
+			alice := makeCredential(t, k, "1234", "example.com", "alice")
+			bob := makeCredential(t, k, "1234", "example.org", "bob")
+			tt.check(t, k, alice, bob)
+		})
+	}
+}
+
+func TestSelectAmongSeveralKeys(t *testing.T) {
+	untouched := softkey.PresenceFunc(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	tests := []struct {
+		name     string
+		presence []softkey.Presence
+		wantCode int
+		wantKey  int // index of the key chosen
+	}{
+		{name: "ShouldUseTheTouchedKey", presence: []softkey.Presence{untouched, softkey.ApproveAlways}, wantKey: 1},
+		{name: "ShouldExitCancelledWhenEveryKeyRefuses", presence: []softkey.Presence{softkey.DenyAlways, softkey.DenyAlways}, wantCode: ExitCancelled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var paths []string
+			for _, p := range tt.presence {
+				paths = append(paths, softkeytest.Serve(t, softkey.Config{Presence: p}).Path)
+			}
+			t.Setenv(platform.ExtraDevicesEnv, strings.Join(paths, ":"))
+			r := run(t, "", "info", "--json")
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %v", r.code, tt.wantCode, r.err)
+			}
+			if !strings.Contains(r.stderr, "Touch the key you want to use") {
+				t.Errorf("stderr: %q", r.stderr)
+			}
+			if tt.wantCode == 0 && !strings.Contains(r.stdout, `"path": "`+paths[tt.wantKey]+`"`) {
+				t.Errorf("chose the wrong key:\n%s", r.stdout)
+			}
+		})
 	}
 }
