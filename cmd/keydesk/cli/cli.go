@@ -20,7 +20,7 @@ import (
 // Exit codes of the keydesk command.
 const (
 	ExitOK        = 0 // success
-	ExitOther     = 1 // any other error
+	ExitOther     = 1 // any other error (also: reset not confirmed)
 	ExitUsage     = 2 // bad command line (unknown command or flag, bad --device, bad argument)
 	ExitNoKey     = 3 // no security key found
 	ExitPIN       = 4 // wrong PIN or another PIN problem (blocked, too short, not set, needed, new PINs differ)
@@ -39,18 +39,39 @@ commands:
                                          list the discoverable credentials (passkeys)
   creds delete [--device D] [--pin-stdin] ID
                                          delete the credential with base64url ID
+  fingerprints list [--device D] [--pin-stdin] [--json]
+                                         list the enrolled fingerprints
+  fingerprints add [--device D] [--pin-stdin] [--name NAME]
+                                         enroll a fingerprint; prints its base64url ID
+  fingerprints rename [--device D] [--pin-stdin] ID NAME
+                                         rename the fingerprint with base64url ID
+  fingerprints delete [--device D] [--pin-stdin] ID
+                                         delete the fingerprint with base64url ID
+  config min-pin-length [--device D] [--pin-stdin] [--rp-id ID ...] N
+                                         raise the minimum PIN length to N; each
+                                         --rp-id may read it
+  config force-pin-change [--device D] [--pin-stdin]
+                                         require a PIN change before the next use
+  config always-uv [--device D] [--pin-stdin]
+                                         toggle alwaysUv and print the new state
+  config enterprise-attestation [--device D] [--pin-stdin]
+                                         enable enterprise attestation
+                                         (config asks for a PIN only if one is set)
+  reset [--device D] [--yes]             erase the key; without --yes, type 'erase'
+                                         on standard input to confirm
   help                                   show this text
 
 flags:
   --device D    a device path, or an index into the order of "keydesk devices";
                 default: the only key, or, with several, the one you touch
   --json        print JSON (the schemas are in cmd/keydesk/cli/README.md)
+  --yes         reset without asking for confirmation
   --pin-stdin   read PINs from standard input, one a line, instead of from the
                 terminal without echo; PINs are never taken from the command line
 
 exit codes:
   0  success
-  1  other error
+  1  other error (also: reset not confirmed; nothing was erased)
   2  usage error (unknown command or flag, --device out of range, bad argument)
   3  no security key found
   4  wrong PIN or another PIN problem (blocked, too short, not set, required,
@@ -159,6 +180,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.pin(ctx, rest)
 	case "creds":
 		err = e.creds(ctx, rest)
+	case "fingerprints":
+		err = e.fingerprints(ctx, rest)
+	case "config":
+		err = e.config(ctx, rest)
+	case "reset":
+		err = e.reset(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, Usage)
 		return nil
