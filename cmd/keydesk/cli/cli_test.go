@@ -8,12 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/keydesk/keydesk/platform"
@@ -68,38 +65,6 @@ func serveKeys(t *testing.T, n int) []*softkeytest.Key {
 	}
 	t.Setenv(platform.ExtraDevicesEnv, strings.Join(paths, ":"))
 	return keys
-}
-
-// tool runs a fido2-tools binary in a new session, so that it reads PINs
-// from stdin.
-func tool(t *testing.T, stdin string, name string, args ...string) (string, string, error) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err := cmd.Run()
-	return out.String(), errb.String(), err
-}
-
-func mustTool(t *testing.T, stdin string, name string, args ...string) string {
-	t.Helper()
-	out, errOut, err := tool(t, stdin, name, args...)
-	if err != nil {
-		t.Fatalf("%s %v: %v\nstdout: %s\nstderr: %s", name, args, err, out, errOut)
-	}
-	return out
-}
-
-// infoLine returns the value of "label: value" in fido2-token -I output.
-func infoLine(t *testing.T, out, label string) string {
-	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `: (.*)$`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no %q line in:\n%s", label, out)
-	}
-	return m[1]
 }
 
 const (
@@ -524,3 +489,10 @@ func TestSelectAmongSeveralKeys(t *testing.T) {
 		})
 	}
 }
+
+// The fido2-tools runners shared with the other tests.
+var (
+	tool     = softkeytest.Tool
+	mustTool = softkeytest.MustTool
+	infoLine = softkeytest.InfoLine
+)

@@ -5,12 +5,14 @@
 package softkeytest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -220,4 +222,39 @@ func unregister(idx int) {
 	defer slotsMu.Unlock()
 	slots[idx] = ""
 	os.Setenv(SocketEnv, strings.Join(slots, ":"))
+}
+
+// Tool runs a fido2-tools binary (or any program) with the test's
+// environment — the shim and socket list included — in a new session
+// without a controlling terminal, so that fido2-tools read PINs from
+// stdin. It returns stdout, stderr and the exit error.
+func Tool(tb testing.TB, stdin string, name string, args ...string) (string, string, error) {
+	tb.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// MustTool is Tool that fails the test on a non-zero exit and returns stdout.
+func MustTool(tb testing.TB, stdin string, name string, args ...string) string {
+	tb.Helper()
+	out, errOut, err := Tool(tb, stdin, name, args...)
+	if err != nil {
+		tb.Fatalf("%s %v: %v\nstdout: %s\nstderr: %s", name, args, err, out, errOut)
+	}
+	return out
+}
+
+// InfoLine returns the value of "label: value" in fido2-token -I output.
+func InfoLine(tb testing.TB, out, label string) string {
+	tb.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `: (.*)$`).FindStringSubmatch(out)
+	if m == nil {
+		tb.Fatalf("no %q line in:\n%s", label, out)
+	}
+	return m[1]
 }

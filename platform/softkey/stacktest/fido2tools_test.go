@@ -1,54 +1,17 @@
 package stacktest
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/keydesk/keydesk/platform/softkey"
 	"github.com/keydesk/keydesk/platform/softkey/softkeytest"
 )
-
-// tool runs a fido2-tools binary with the shim loaded (inherited from the
-// test process). It runs in a new session, without a controlling
-// terminal, so the tools read PINs from stdin.
-func tool(t *testing.T, stdin string, name string, args ...string) (string, string, error) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err := cmd.Run()
-	return out.String(), errb.String(), err
-}
-
-// mustTool is tool that fails the test on a non-zero exit.
-func mustTool(t *testing.T, stdin string, name string, args ...string) string {
-	t.Helper()
-	out, errOut, err := tool(t, stdin, name, args...)
-	if err != nil {
-		t.Fatalf("%s %v: %v\nstdout: %s\nstderr: %s", name, args, err, out, errOut)
-	}
-	return out
-}
-
-// infoLine returns the value of "label: value" in fido2-token -I output.
-func infoLine(t *testing.T, out, label string) string {
-	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `: (.*)$`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no %q line in:\n%s", label, out)
-	}
-	return m[1]
-}
 
 func hasWord(list, word string) bool {
 	for _, w := range strings.Split(list, ", ") {
@@ -265,3 +228,10 @@ func TestFido2TokenFingerprints(t *testing.T) {
 		t.Fatal("bioEnroll still on after deleting the only template")
 	}
 }
+
+// The fido2-tools runners shared with the other tests.
+var (
+	tool     = softkeytest.Tool
+	mustTool = softkeytest.MustTool
+	infoLine = softkeytest.InfoLine
+)
