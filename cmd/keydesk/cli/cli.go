@@ -265,6 +265,11 @@ func (f *flags) parse(args []string, positional int) ([]string, error) {
 // order of Devices; by default the only key, or the one touched when
 // there are several.
 func (e *env) openKey(ctx context.Context, device string) (platform.Authenticator, error) {
+	if _, err := strconv.Atoi(device); device != "" && err != nil {
+		// A path needs no enumeration, which costs a scan of udev's
+		// device list on every command.
+		return e.enum.Open(ctx, platform.Device{Path: device, Transport: platform.TransportOf(device)})
+	}
 	devs, err := e.enum.Devices(ctx)
 	if err != nil {
 		return nil, err
