@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/softkey"
 )
@@ -43,19 +41,10 @@ type templateInfo struct {
 // is authenticate(token, modality || subCommand || subCommandParams).
 // touch reports StageTouch first, for the subcommands that take a sample.
 func (k *Key) bio(ctx context.Context, op string, tok *token, sub byte, params any, out *bioResponse, touch bool) error {
-	req := map[int]any{1: bioModalityFingerprint, 2: sub}
-	msg := []byte{bioModalityFingerprint, sub}
-	if params != nil {
-		raw, err := encMode.Marshal(params)
-		if err != nil {
-			return protocolError(op, err)
-		}
-		req[3] = cbor.RawMessage(raw)
-		msg = append(msg, raw...)
-	}
-	if tok != nil {
-		req[4] = tok.proto.version
-		req[5] = tok.auth(msg)
+	req, err := subcommandRequest(op, tok, map[int]any{1: bioModalityFingerprint, 2: sub},
+		[]byte{bioModalityFingerprint, sub}, 3, params)
+	if err != nil {
+		return err
 	}
 	var o any
 	if out != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/softkey"
 )
@@ -35,24 +33,17 @@ func (k *Key) config(ctx context.Context, op, pin string, sub byte, params any) 
 	if sub == cfgEnableEnterpriseAttestation && info.EnterpriseAttestation() == platform.EnterpriseAttestationUnsupported {
 		return unsupported(op)
 	}
-	req := map[int]any{1: sub}
-	msg := append(bytes.Repeat([]byte{0xff}, 32), byte(softkey.CmdConfig), sub)
-	if params != nil {
-		raw, err := encMode.Marshal(params)
-		if err != nil {
-			return protocolError(op, err)
-		}
-		req[2] = cbor.RawMessage(raw)
-		msg = append(msg, raw...)
-	}
+	var tok *token
 	if info.PINSet() || info.HasOption("uv") || info.HasOption("alwaysUv") {
-		tok, err := k.pinToken(ctx, op, info, pin, permAuthenticatorCfg, "")
-		if err != nil {
+		if tok, err = k.pinToken(ctx, op, info, pin, permAuthenticatorCfg, ""); err != nil {
 			return err
 		}
 		defer tok.close()
-		req[3] = tok.proto.version
-		req[4] = tok.auth(msg)
+	}
+	prefix := append(bytes.Repeat([]byte{0xff}, 32), byte(softkey.CmdConfig), sub)
+	req, err := subcommandRequest(op, tok, map[int]any{1: sub}, prefix, 2, params)
+	if err != nil {
+		return err
 	}
 	return k.call(ctx, op, softkey.CmdConfig, req, nil)
 }

@@ -67,19 +67,9 @@ type descriptor struct {
 // pinUvAuthParam is authenticate(token, subCommand || subCommandParams);
 // the GetNext subcommands go without one.
 func (k *Key) credMgmt(ctx context.Context, op string, tok *token, sub byte, params any, out *credMgmtResponse) error {
-	req := map[int]any{1: sub}
-	msg := []byte{sub}
-	if params != nil {
-		raw, err := encMode.Marshal(params)
-		if err != nil {
-			return protocolError(op, err)
-		}
-		req[2] = cbor.RawMessage(raw)
-		msg = append(msg, raw...)
-	}
-	if tok != nil {
-		req[3] = tok.proto.version
-		req[4] = tok.auth(msg)
+	req, err := subcommandRequest(op, tok, map[int]any{1: sub}, []byte{sub}, 2, params)
+	if err != nil {
+		return err
 	}
 	var o any
 	if out != nil {

@@ -162,3 +162,26 @@ func (k *Key) Select(ctx context.Context) error {
 	defer k.mu.Unlock()
 	return k.touchCall(ctx, "select", softkey.CmdSelection, nil, nil)
 }
+
+// subcommandRequest builds the request of a command with subcommands
+// (credential management, bio enrollment, config): head holds the fixed
+// members, the encoded params go at key paramsKey, and with a token the
+// protocol and pinUvAuthParam follow at paramsKey+1 and paramsKey+2. The
+// pinUvAuthParam authenticates prefix || subCommandParams, the message
+// each command defines.
+func subcommandRequest(op string, tok *token, head map[int]any, prefix []byte, paramsKey int, params any) (map[int]any, error) {
+	msg := prefix
+	if params != nil {
+		raw, err := encMode.Marshal(params)
+		if err != nil {
+			return nil, protocolError(op, err)
+		}
+		head[paramsKey] = cbor.RawMessage(raw)
+		msg = append(msg, raw...)
+	}
+	if tok != nil {
+		head[paramsKey+1] = tok.proto.version
+		head[paramsKey+2] = tok.auth(msg)
+	}
+	return head, nil
+}
