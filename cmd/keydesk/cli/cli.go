@@ -307,6 +307,20 @@ func (e *env) openKey(ctx context.Context, device string) (platform.Authenticato
 	return chosen, err
 }
 
+// keyAndPIN opens the key and reads its PIN.
+func (e *env) keyAndPIN(ctx context.Context, f *flags) (platform.Authenticator, string, error) {
+	key, err := e.openKey(ctx, f.device)
+	if err != nil {
+		return nil, "", err
+	}
+	pin, err := e.readPIN(ctx, f.pinStdin)
+	if err != nil {
+		key.Close()
+		return nil, "", err
+	}
+	return key, pin, nil
+}
+
 func closeAll(keys []platform.Authenticator) {
 	for _, k := range keys {
 		k.Close()

@@ -39,15 +39,11 @@ func (e *env) credsList(ctx context.Context, args []string) error {
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	key, err := e.openKey(ctx, f.device)
+	key, pin, err := e.keyAndPIN(ctx, f)
 	if err != nil {
 		return err
 	}
 	defer key.Close()
-	pin, err := e.readPIN(ctx, f.pinStdin)
-	if err != nil {
-		return err
-	}
 	rps, err := key.Credentials(ctx, pin)
 	if err != nil {
 		return err
@@ -84,15 +80,11 @@ func (e *env) credsDelete(ctx context.Context, args []string) error {
 	if err != nil || len(id) == 0 {
 		return usageError("credential ID %q is not base64url (as keydesk creds list prints it)", pos[0])
 	}
-	key, err := e.openKey(ctx, f.device)
+	key, pin, err := e.keyAndPIN(ctx, f)
 	if err != nil {
 		return err
 	}
 	defer key.Close()
-	pin, err := e.readPIN(ctx, f.pinStdin)
-	if err != nil {
-		return err
-	}
 	if err := key.DeleteCredential(ctx, pin, id); err != nil {
 		return err
 	}

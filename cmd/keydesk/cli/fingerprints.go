@@ -39,20 +39,6 @@ func templateID(s string) ([]byte, error) {
 	return id, nil
 }
 
-// keyAndPIN opens the key and reads its PIN.
-func (e *env) keyAndPIN(ctx context.Context, f *flags) (platform.Authenticator, string, error) {
-	key, err := e.openKey(ctx, f.device)
-	if err != nil {
-		return nil, "", err
-	}
-	pin, err := e.readPIN(ctx, f.pinStdin)
-	if err != nil {
-		key.Close()
-		return nil, "", err
-	}
-	return key, pin, nil
-}
-
 func (e *env) fingerprintsList(ctx context.Context, args []string) error {
 	f := e.newFlags("fingerprints list", true, true, true)
 	if _, err := f.parse(args, 0); err != nil {
