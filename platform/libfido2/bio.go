@@ -74,6 +74,7 @@ func (k *Key) Fingerprints(ctx context.Context, pin string) ([]platform.Fingerpr
 // cancelled on the key then too.
 func (k *Key) EnrollFingerprint(ctx context.Context, pin, name string) (platform.Fingerprint, error) {
 	const op = "enroll fingerprint"
+	ctx = deduplicated(ctx)
 	var fp platform.Fingerprint
 	if err := cmNeedPIN(op, pin); err != nil {
 		return fp, err

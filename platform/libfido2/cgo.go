@@ -65,23 +65,37 @@ func call(f func()) {
 }
 
 // device is an open libfido2 device handle.
-type device struct{ dev *C.fido_dev_t }
+type device struct {
+	dev *C.fido_dev_t
+	// obs hears the key's keep-alives (see observeKeepalives).
+	obs     *observer
+	release func()
+}
 
-// openDevice opens path; the caller runs it inside call.
-func openDevice(path string) (*device, int) {
+// openDevice opens path, reporting the key's keep-alives to obs where
+// they can be observed; the caller runs it inside call.
+func openDevice(path string, obs *observer) (*device, int) {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	dev := C.fido_dev_new()
-	if r := C.fido_dev_open(dev, cpath); r != C.FIDO_OK {
-		C.fido_dev_free(&dev)
+	d := &device{dev: C.fido_dev_new(), obs: obs}
+	d.release = observeKeepalives(d.dev, path, obs)
+	if r := C.fido_dev_open(d.dev, cpath); r != C.FIDO_OK {
+		d.free()
 		return nil, int(r)
 	}
-	return &device{dev: dev}, 0
+	return d, 0
 }
 
 func (d *device) close() {
 	C.fido_dev_close(d.dev)
+	d.free()
+}
+
+func (d *device) free() {
 	C.fido_dev_free(&d.dev)
+	if d.release != nil {
+		d.release()
+	}
 }
 
 func (d *device) isFIDO2() bool { return bool(C.fido_dev_is_fido2(d.dev)) }

@@ -89,9 +89,10 @@ func (k *Key) session(ctx context.Context, op string, f func(d *device) error) e
 	if err := ctx.Err(); err != nil {
 		return &platform.Error{Op: op, Kind: platform.ErrCancelled, RetriesLeft: -1, Err: err}
 	}
+	ctx = deduplicated(ctx)
 	var err error
 	call(func() {
-		d, code := openDevice(k.dev.Path)
+		d, code := openDevice(k.dev.Path, &observer{ctx: ctx})
 		if code != 0 {
 			err = openError(op, k.dev.Path, code)
 			return

@@ -57,6 +57,7 @@ const ctapKeepaliveCancel = 0x2D
 // and no touch in time ErrTimeout.
 func (k *Key) Reset(ctx context.Context) error {
 	const op = "reset"
+	ctx = deduplicated(ctx)
 	platform.Report(ctx, platform.ProgressEvent{Stage: platform.StageTouch})
 	_, err := k.resetOnce(ctx, op, 0)
 	if !errors.Is(err, platform.ErrNotAllowed) {
@@ -119,7 +120,10 @@ func (k *Key) resetOnce(ctx context.Context, op string, announce time.Duration) 
 		finished bool
 	)
 	err = k.session(ctx, op, func(d *device) error {
-		if announce > 0 {
+		if d.obs.observed {
+			// The key says itself when it waits for the touch.
+			defer func() { announced = announce > 0 && d.obs.askedForTouch() }()
+		} else if announce > 0 {
 			t := time.AfterFunc(announce, func() {
 				mu.Lock()
 				defer mu.Unlock()
@@ -152,6 +156,7 @@ func (k *Key) resetOnce(ctx context.Context, op string, announce time.Duration) 
 // seconds) ErrTimeout.
 func (k *Key) Select(ctx context.Context) error {
 	const op = "select"
+	ctx = deduplicated(ctx)
 	watchable := strings.HasPrefix(k.dev.Path, "/")
 	return k.session(ctx, op, func(d *device) error {
 		platform.Report(ctx, platform.ProgressEvent{Stage: platform.StageTouch})

@@ -167,7 +167,7 @@ func TestReset(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The probes the key refused meanwhile were silent.
-			st.want(t, touch, reinsert, touch)
+			st.want(t, touch, reinsert, touch, platform.StageProcessing) // the key says it took the touch
 			if mgmtInfo(t, k).PINSet() {
 				t.Fatal("PIN still set after the reset")
 			}

@@ -85,6 +85,12 @@ func BenchmarkCommandsAgainstFido2Token(b *testing.B) {
 		run(b, "1234\n", nil, "fido2-cred", "-M", "-r", "-i", params, k.Path)
 	}
 
+	const aliceUserID = "YWxpY2U=" // as fido2-token -L -k prints it
+	credsList := func() {
+		if out := run(b, "1234\n", env, bin, "creds", "list", "--json", "--pin-stdin", "--device", k.Path); !strings.Contains(out, "alice") || !strings.Contains(out, "bob") {
+			b.Fatalf("creds list: %s", out)
+		}
+	}
 	pairs := []struct {
 		name     string
 		keydesk  func()
@@ -98,13 +104,18 @@ func BenchmarkCommandsAgainstFido2Token(b *testing.B) {
 			run(b, "", nil, "fido2-token", "-L")
 			run(b, "", nil, "fido2-token", "-I", k.Path)
 		}},
-		{"creds-list", func() {
-			if out := run(b, "1234\n", env, bin, "creds", "list", "--json", "--pin-stdin", "--device", k.Path); !strings.Contains(out, "alice") {
-				b.Fatalf("creds list: %s", out)
-			}
-		}, func() {
+		{"creds-list", credsList, func() {
 			if out := run(b, "1234\n", nil, "fido2-token", "-L", "-r", k.Path); !strings.Contains(out, "example.com") {
 				b.Fatalf("fido2-token -L -r: %s", out)
+			}
+		}},
+		// keydesk creds list prints every credential of every RP, which
+		// fido2-token -L -r does not: it lists the RPs only. For the same
+		// output fido2-token needs -L -k for each RP as well.
+		{"creds-list-same-output", credsList, func() {
+			run(b, "1234\n", nil, "fido2-token", "-L", "-r", k.Path)
+			if out := run(b, "1234\n", nil, "fido2-token", "-L", "-k", "example.com", k.Path); !strings.Contains(out, aliceUserID) {
+				b.Fatalf("fido2-token -L -k: %s", out)
 			}
 		}},
 	}
