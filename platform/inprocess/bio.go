@@ -8,17 +8,6 @@ import (
 	"github.com/keydesk/keydesk/platform/softkey"
 )
 
-// authenticatorBioEnrollment subcommands (CTAP 2.1 §6.7).
-const (
-	bioEnrollBegin             = 0x01
-	bioEnrollCaptureNextSample = 0x02
-	bioCancelCurrentEnrollment = 0x03
-	bioEnumerateEnrollments    = 0x04
-	bioSetFriendlyName         = 0x05
-	bioRemoveEnrollment        = 0x06
-	bioModalityFingerprint     = 0x01
-)
-
 // bioResponse is the response of authenticatorBioEnrollment.
 //
 // Specification: CTAP 2.1 §6.7. authenticatorBioEnrollment (0x09) (https://fidoalliance.org/specs/fido-v2.1-ps-20210615/fido-client-to-authenticator-protocol-v2.1-ps-20210615.html#authenticatorBioEnrollment)
@@ -41,8 +30,8 @@ type templateInfo struct {
 // is authenticate(token, modality || subCommand || subCommandParams).
 // touch reports StageTouch first, for the subcommands that take a sample.
 func (k *Key) bio(ctx context.Context, op string, tok *token, sub byte, params any, out *bioResponse, touch bool) error {
-	req, err := subcommandRequest(op, tok, map[int]any{1: bioModalityFingerprint, 2: sub},
-		[]byte{bioModalityFingerprint, sub}, 3, params)
+	req, err := subcommandRequest(op, tok, map[int]any{1: softkey.BioModalityFingerprint, 2: sub},
+		[]byte{softkey.BioModalityFingerprint, sub}, 3, params)
 	if err != nil {
 		return err
 	}
@@ -63,7 +52,7 @@ func (k *Key) beToken(ctx context.Context, op, pin string) (*token, error) {
 	if _, ok := info.Options["bioEnroll"]; !ok {
 		return nil, unsupported(op)
 	}
-	return k.pinToken(ctx, op, info, pin, permBioEnrollment, "")
+	return k.pinToken(ctx, op, info, pin, softkey.PermBioEnrollment, "")
 }
 
 // Fingerprints lists the enrolled fingerprints; a key with none gives an
@@ -78,7 +67,7 @@ func (k *Key) Fingerprints(ctx context.Context, pin string) ([]platform.Fingerpr
 	}
 	defer tok.close()
 	var r bioResponse
-	err = k.bio(ctx, op, tok, bioEnumerateEnrollments, nil, &r, false)
+	err = k.bio(ctx, op, tok, softkey.BioEnumerateEnrollments, nil, &r, false)
 	var e *platform.Error
 	if errors.As(err, &e) && e.Code == int(softkey.ErrInvalidOption) {
 		return []platform.Fingerprint{}, nil
@@ -107,7 +96,7 @@ func (k *Key) EnrollFingerprint(ctx context.Context, pin, name string) (platform
 	}
 	defer tok.close()
 	var r bioResponse
-	if err := k.bio(ctx, op, tok, bioEnrollBegin, nil, &r, true); err != nil {
+	if err := k.bio(ctx, op, tok, softkey.BioEnrollBegin, nil, &r, true); err != nil {
 		k.abandonEnrollment(ctx)
 		return platform.Fingerprint{}, err
 	}
@@ -126,13 +115,13 @@ func (k *Key) EnrollFingerprint(ctx context.Context, pin, name string) (platform
 			break
 		}
 		r = bioResponse{}
-		if err := k.bio(ctx, op, tok, bioEnrollCaptureNextSample, map[int]any{1: id}, &r, true); err != nil {
+		if err := k.bio(ctx, op, tok, softkey.BioEnrollCaptureNextSample, map[int]any{1: id}, &r, true); err != nil {
 			k.abandonEnrollment(ctx)
 			return platform.Fingerprint{}, err
 		}
 	}
 	if name != "" {
-		if err := k.bio(ctx, op, tok, bioSetFriendlyName, map[int]any{1: id, 2: name}, nil, false); err != nil {
+		if err := k.bio(ctx, op, tok, softkey.BioSetFriendlyName, map[int]any{1: id, 2: name}, nil, false); err != nil {
 			return platform.Fingerprint{ID: id}, err
 		}
 	}
@@ -142,7 +131,7 @@ func (k *Key) EnrollFingerprint(ctx context.Context, pin, name string) (platform
 // abandonEnrollment cancels an enrollment in progress; the key may have
 // dropped it already, so the answer does not matter.
 func (k *Key) abandonEnrollment(ctx context.Context) {
-	_ = k.bio(context.WithoutCancel(ctx), "enroll fingerprint", nil, bioCancelCurrentEnrollment, nil, nil, false)
+	_ = k.bio(context.WithoutCancel(ctx), "enroll fingerprint", nil, softkey.BioCancelCurrentEnrollment, nil, nil, false)
 }
 
 // bioUnknown turns the INVALID_OPTION with which the key answers an
@@ -169,7 +158,7 @@ func (k *Key) RenameFingerprint(ctx context.Context, pin string, id []byte, name
 		return err
 	}
 	defer tok.close()
-	return bioUnknown(k.bio(ctx, op, tok, bioSetFriendlyName, map[int]any{1: id, 2: name}, nil, false))
+	return bioUnknown(k.bio(ctx, op, tok, softkey.BioSetFriendlyName, map[int]any{1: id, 2: name}, nil, false))
 }
 
 // DeleteFingerprint removes a fingerprint.
@@ -182,5 +171,5 @@ func (k *Key) DeleteFingerprint(ctx context.Context, pin string, id []byte) erro
 		return err
 	}
 	defer tok.close()
-	return bioUnknown(k.bio(ctx, op, tok, bioRemoveEnrollment, map[int]any{1: id}, nil, false))
+	return bioUnknown(k.bio(ctx, op, tok, softkey.BioRemoveEnrollment, map[int]any{1: id}, nil, false))
 }

@@ -9,13 +9,6 @@ import (
 	"github.com/keydesk/keydesk/platform/softkey"
 )
 
-// authenticatorConfig subcommands (CTAP 2.1 §6.11).
-const (
-	cfgEnableEnterpriseAttestation = 0x01
-	cfgToggleAlwaysUv              = 0x02
-	cfgSetMinPINLength             = 0x03
-)
-
 // config sends one authenticatorConfig subcommand. A key protected by a
 // PIN, built-in UV or alwaysUv needs an acfg token, whose pinUvAuthParam
 // is authenticate(token, 32×0xff || 0x0d || subCommand || subCommandParams);
@@ -30,12 +23,12 @@ func (k *Key) config(ctx context.Context, op, pin string, sub byte, params any) 
 	if !info.HasOption("authnrCfg") {
 		return unsupported(op)
 	}
-	if sub == cfgEnableEnterpriseAttestation && info.EnterpriseAttestation() == platform.EnterpriseAttestationUnsupported {
+	if sub == softkey.ConfigEnableEnterpriseAttestation && info.EnterpriseAttestation() == platform.EnterpriseAttestationUnsupported {
 		return unsupported(op)
 	}
 	var tok *token
 	if info.PINSet() || info.HasOption("uv") || info.HasOption("alwaysUv") {
-		if tok, err = k.pinToken(ctx, op, info, pin, permAuthenticatorCfg, ""); err != nil {
+		if tok, err = k.pinToken(ctx, op, info, pin, softkey.PermAuthenticatorCfg, ""); err != nil {
 			return err
 		}
 		defer tok.close()
@@ -79,21 +72,21 @@ func (k *Key) SetMinPINLength(ctx context.Context, pin string, length int, rpIDs
 	if len(rpIDs) > 0 {
 		params[2] = rpIDs
 	}
-	return platform.TooManyRPIDs(k.config(ctx, op, pin, cfgSetMinPINLength, params), len(rpIDs))
+	return platform.TooManyRPIDs(k.config(ctx, op, pin, softkey.ConfigSetMinPINLength, params), len(rpIDs))
 }
 
 // ForcePINChange makes the PIN unusable until it is changed
 // (setMinPINLength with forceChangePin).
 func (k *Key) ForcePINChange(ctx context.Context, pin string) error {
-	return k.config(ctx, "force PIN change", pin, cfgSetMinPINLength, map[int]any{3: true})
+	return k.config(ctx, "force PIN change", pin, softkey.ConfigSetMinPINLength, map[int]any{3: true})
 }
 
 // ToggleAlwaysUV flips the alwaysUv setting.
 func (k *Key) ToggleAlwaysUV(ctx context.Context, pin string) error {
-	return k.config(ctx, "toggle always-UV", pin, cfgToggleAlwaysUv, nil)
+	return k.config(ctx, "toggle always-UV", pin, softkey.ConfigToggleAlwaysUv, nil)
 }
 
 // EnableEnterpriseAttestation turns enterprise attestation on.
 func (k *Key) EnableEnterpriseAttestation(ctx context.Context, pin string) error {
-	return k.config(ctx, "enable enterprise attestation", pin, cfgEnableEnterpriseAttestation, nil)
+	return k.config(ctx, "enable enterprise attestation", pin, softkey.ConfigEnableEnterpriseAttestation, nil)
 }

@@ -11,17 +11,6 @@ import (
 	"github.com/keydesk/keydesk/platform/softkey"
 )
 
-// authenticatorCredentialManagement subcommands (CTAP 2.1 §6.8).
-const (
-	cmGetCredsMetadata                      = 0x01
-	cmEnumerateRPsBegin                     = 0x02
-	cmEnumerateRPsGetNextRP                 = 0x03
-	cmEnumerateCredentialsBegin             = 0x04
-	cmEnumerateCredentialsGetNextCredential = 0x05
-	cmDeleteCredential                      = 0x06
-	cmUpdateUserInformation                 = 0x07
-)
-
 // credMgmtResponse is the response of authenticatorCredentialManagement.
 //
 // Specification: CTAP 2.1 §6.8. authenticatorCredentialManagement (0x0A) (https://fidoalliance.org/specs/fido-v2.1-ps-20210615/fido-client-to-authenticator-protocol-v2.1-ps-20210615.html#authenticatorCredentialManagement)
@@ -88,7 +77,7 @@ func (k *Key) cmToken(ctx context.Context, op, pin string) (*token, error) {
 	if !info.HasOption("credMgmt") {
 		return nil, unsupported(op)
 	}
-	return k.pinToken(ctx, op, info, pin, permCredentialMgmt, "")
+	return k.pinToken(ctx, op, info, pin, softkey.PermCredentialMgmt, "")
 }
 
 // CredentialsMetadata counts the discoverable credentials and the room
@@ -103,7 +92,7 @@ func (k *Key) CredentialsMetadata(ctx context.Context, pin string) (platform.Cre
 	}
 	defer tok.close()
 	var r credMgmtResponse
-	if err := k.credMgmt(ctx, op, tok, cmGetCredsMetadata, nil, &r); err != nil {
+	if err := k.credMgmt(ctx, op, tok, softkey.CredMgmtGetCredsMetadata, nil, &r); err != nil {
 		return platform.CredentialsMetadata{}, err
 	}
 	if r.Existing == nil || r.Remaining == nil {
@@ -130,7 +119,7 @@ func (k *Key) Credentials(ctx context.Context, pin string) ([]platform.RelyingPa
 // are read first: a GetNext must follow its Begin directly.
 func (k *Key) credentials(ctx context.Context, op string, tok *token) ([]platform.RelyingParty, error) {
 	var r credMgmtResponse
-	err := k.credMgmt(ctx, op, tok, cmEnumerateRPsBegin, nil, &r)
+	err := k.credMgmt(ctx, op, tok, softkey.CredMgmtEnumerateRPsBegin, nil, &r)
 	if errors.Is(err, platform.ErrNoCredentials) {
 		return []platform.RelyingParty{}, nil
 	}
@@ -152,7 +141,7 @@ func (k *Key) credentials(ctx context.Context, op string, tok *token) ([]platfor
 			break
 		}
 		r = credMgmtResponse{}
-		if err := k.credMgmt(ctx, op, nil, cmEnumerateRPsGetNextRP, nil, &r); err != nil {
+		if err := k.credMgmt(ctx, op, nil, softkey.CredMgmtEnumerateRPsGetNextRP, nil, &r); err != nil {
 			return nil, err
 		}
 	}
@@ -160,7 +149,7 @@ func (k *Key) credentials(ctx context.Context, op string, tok *token) ([]platfor
 	for _, p := range rps {
 		group := platform.RelyingParty{ID: p.entity.ID, Name: p.entity.Name, Credentials: []platform.Credential{}}
 		var c credMgmtResponse
-		err := k.credMgmt(ctx, op, tok, cmEnumerateCredentialsBegin, map[int]any{1: p.hash}, &c)
+		err := k.credMgmt(ctx, op, tok, softkey.CredMgmtEnumerateCredentialsBegin, map[int]any{1: p.hash}, &c)
 		if errors.Is(err, platform.ErrNoCredentials) {
 			out = append(out, group)
 			continue
@@ -182,7 +171,7 @@ func (k *Key) credentials(ctx context.Context, op string, tok *token) ([]platfor
 				break
 			}
 			c = credMgmtResponse{}
-			if err := k.credMgmt(ctx, op, nil, cmEnumerateCredentialsGetNextCredential, nil, &c); err != nil {
+			if err := k.credMgmt(ctx, op, nil, softkey.CredMgmtEnumerateCredentialsGetNextCredential, nil, &c); err != nil {
 				return nil, err
 			}
 		}
@@ -208,7 +197,7 @@ func (k *Key) DeleteCredential(ctx context.Context, pin string, credentialID []b
 		return err
 	}
 	defer tok.close()
-	return k.credMgmt(ctx, op, tok, cmDeleteCredential, map[int]any{2: credentialDescriptor(credentialID)}, nil)
+	return k.credMgmt(ctx, op, tok, softkey.CredMgmtDeleteCredential, map[int]any{2: credentialDescriptor(credentialID)}, nil)
 }
 
 // UpdateUser replaces the user name and display name of a credential.
@@ -248,5 +237,5 @@ func (k *Key) UpdateUser(ctx context.Context, pin string, credentialID []byte, u
 	if user.DisplayName != "" {
 		u["displayName"] = user.DisplayName
 	}
-	return k.credMgmt(ctx, op, tok, cmUpdateUserInformation, map[int]any{2: credentialDescriptor(credentialID), 3: u}, nil)
+	return k.credMgmt(ctx, op, tok, softkey.CredMgmtUpdateUserInformation, map[int]any{2: credentialDescriptor(credentialID), 3: u}, nil)
 }

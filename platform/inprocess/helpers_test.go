@@ -83,7 +83,7 @@ func (k *testKey) makeCredential(t *testing.T, rpID, user string, credProtect in
 	t.Helper()
 	ctx := context.Background()
 	info := k.mustInfo(t)
-	tok, err := k.pinToken(ctx, "test", info, testPIN, permMakeCredential, rpID)
+	tok, err := k.pinToken(ctx, "test", info, testPIN, softkey.PermMakeCredential, rpID)
 	if err != nil {
 		t.Fatalf("token: %v", err)
 	}
@@ -95,7 +95,7 @@ func (k *testKey) makeCredential(t *testing.T, rpID, user string, credProtect in
 		4: []any{map[string]any{"type": "public-key", "alg": -7}},
 		7: map[string]bool{"rk": true},
 		8: tok.auth(cdh[:]),
-		9: tok.proto.version,
+		9: tok.proto,
 	}
 	if credProtect != 0 {
 		req[6] = map[string]any{"credProtect": credProtect}

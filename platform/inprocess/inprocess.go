@@ -180,7 +180,7 @@ func subcommandRequest(op string, tok *token, head map[int]any, prefix []byte, p
 		msg = append(msg, raw...)
 	}
 	if tok != nil {
-		head[paramsKey+1] = tok.proto.version
+		head[paramsKey+1] = tok.proto
 		head[paramsKey+2] = tok.auth(msg)
 	}
 	return head, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/keydesk/keydesk/platform"
+	"github.com/keydesk/keydesk/platform/pinuvauth"
 	"github.com/keydesk/keydesk/platform/softkey"
 )
 
@@ -34,32 +35,14 @@ type credentialParam struct {
 	Alg  int64  `cbor:"alg"`
 }
 
-// clientPIN subcommands (CTAP 2.1 §6.5.5).
-const (
-	pinGetPINRetries                      = 0x01
-	pinGetKeyAgreement                    = 0x02
-	pinSetPIN                             = 0x03
-	pinChangePIN                          = 0x04
-	pinGetPinUvAuthTokenUsingPinWithPerms = 0x09
-	pinGetUVRetries                       = 0x07
-)
-
-// Permissions of a pinUvAuthToken (CTAP 2.1 §6.5.5.7).
-const (
-	permMakeCredential   byte = 0x01 // mc
-	permCredentialMgmt   byte = 0x04 // cm
-	permBioEnrollment    byte = 0x08 // be
-	permAuthenticatorCfg byte = 0x20 // acfg
-)
-
 // clientPINResponse is the response of authenticatorClientPIN.
 //
 // Specification: CTAP 2.1 §6.5.5. authenticatorClientPIN (0x06) (https://fidoalliance.org/specs/fido-v2.1-ps-20210615/fido-client-to-authenticator-protocol-v2.1-ps-20210615.html#authnrClientPin-cmd-dfn)
 type clientPINResponse struct {
-	KeyAgreement   *coseKey `cbor:"1,keyasint"`
-	PinUvAuthToken []byte   `cbor:"2,keyasint"`
-	PinRetries     *uint64  `cbor:"3,keyasint"`
-	UvRetries      *uint64  `cbor:"5,keyasint"`
+	KeyAgreement   *pinuvauth.COSEKey `cbor:"1,keyasint"`
+	PinUvAuthToken []byte             `cbor:"2,keyasint"`
+	PinRetries     *uint64            `cbor:"3,keyasint"`
+	UvRetries      *uint64            `cbor:"5,keyasint"`
 }
 
 // Info reads authenticatorGetInfo and the PIN and UV retry counters.
@@ -96,11 +79,11 @@ func (k *Key) info(ctx context.Context, op string) (*platform.Info, error) {
 		info.RemainingDiscoverableCredentials = int(*r.RemainingDiscCreds)
 	}
 	// The counters stay -1 when the key does not answer, as in libfido2.
-	if n, ok := k.retries(ctx, pinGetPINRetries); ok {
+	if n, ok := k.retries(ctx, softkey.ClientPINGetPINRetries); ok {
 		info.PINRetries = n
 	}
 	if _, builtInUV := info.Options["uv"]; builtInUV {
-		if n, ok := k.retries(ctx, pinGetUVRetries); ok {
+		if n, ok := k.retries(ctx, softkey.ClientPINGetUVRetries); ok {
 			info.UVRetries = n
 		}
 	}
@@ -114,9 +97,9 @@ func (k *Key) retries(ctx context.Context, sub int) (int, bool) {
 		return 0, false
 	}
 	switch {
-	case sub == pinGetPINRetries && r.PinRetries != nil:
+	case sub == softkey.ClientPINGetPINRetries && r.PinRetries != nil:
 		return int(*r.PinRetries), true
-	case sub == pinGetUVRetries && r.UvRetries != nil:
+	case sub == softkey.ClientPINGetUVRetries && r.UvRetries != nil:
 		return int(*r.UvRetries), true
 	}
 	return 0, false
@@ -126,7 +109,7 @@ func (k *Key) retries(ctx context.Context, sub int) (int, bool) {
 // (the context may have ended: the count is read regardless).
 func (k *Key) pinError(ctx context.Context, err error) error {
 	if errors.Is(err, platform.ErrPINInvalid) || errors.Is(err, platform.ErrPINAuthBlocked) {
-		if n, ok := k.retries(context.WithoutCancel(ctx), pinGetPINRetries); ok {
+		if n, ok := k.retries(context.WithoutCancel(ctx), softkey.ClientPINGetPINRetries); ok {
 			return platform.WithRetries(err, n)
 		}
 	}
@@ -138,35 +121,65 @@ func (k *Key) pinError(ctx context.Context, err error) error {
 
 // protocol picks the first PIN/UV auth protocol the key lists that this
 // package speaks (the key lists its preferred one first).
-func protocol(op string, info *platform.Info) (pinProtocol, error) {
+func protocol(op string, info *platform.Info) (pinuvauth.Protocol, error) {
 	for _, v := range info.PINProtocols {
-		if v == 1 || v == 2 {
-			return pinProtocol{version: v}, nil
+		if p := pinuvauth.Protocol(v); p == pinuvauth.One || p == pinuvauth.Two {
+			return p, nil
 		}
 	}
-	return pinProtocol{}, unsupported(op)
+	return 0, unsupported(op)
 }
 
 // session is a shared secret agreed with the key for one clientPIN request.
 type session struct {
-	proto  pinProtocol
-	pub    coseKey // the platform's key agreement key
+	proto  pinuvauth.Protocol
+	pub    pinuvauth.COSEKey // the platform's key agreement key
 	shared []byte
 }
 
 // close wipes the shared secret.
 func (s *session) close() { clear(s.shared) }
 
-// agree runs getKeyAgreement and derives the shared secret.
-func (k *Key) agree(ctx context.Context, op string, p pinProtocol) (*session, error) {
+// newPinEnc encrypts pin, zero-padded, as setPIN and changePIN carry it.
+func (s *session) newPinEnc(op, pin string) ([]byte, error) {
+	padded := pinuvauth.PaddedPIN(pin)
+	defer clear(padded)
+	enc, err := s.proto.Encrypt(s.shared, padded)
+	if err != nil {
+		return nil, protocolError(op, err)
+	}
+	return enc, nil
+}
+
+// pinHashEnc encrypts LEFT(SHA-256(pin), 16), as changePIN and the token
+// requests carry the current PIN.
+func (s *session) pinHashEnc(op, pin string) ([]byte, error) {
+	b := []byte(pin)
+	hash := pinuvauth.PINHash(b)
+	clear(b)
+	defer clear(hash)
+	enc, err := s.proto.Encrypt(s.shared, hash)
+	if err != nil {
+		return nil, protocolError(op, err)
+	}
+	return enc, nil
+}
+
+// agree picks the protocol, runs getKeyAgreement and derives the shared
+// secret; the caller closes the session.
+func (k *Key) agree(ctx context.Context, op string, info *platform.Info) (*session, error) {
+	p, err := protocol(op, info)
+	if err != nil {
+		return nil, err
+	}
 	var r clientPINResponse
-	if err := k.call(ctx, op, softkey.CmdClientPIN, map[int]any{1: p.version, 2: pinGetKeyAgreement}, &r); err != nil {
+	if err := k.call(ctx, op, softkey.CmdClientPIN, map[int]any{1: p, 2: softkey.ClientPINGetKeyAgreement}, &r); err != nil {
 		return nil, err
 	}
 	if r.KeyAgreement == nil {
 		return nil, protocolError(op, errors.New("getKeyAgreement without a key"))
 	}
-	pub, shared, err := p.encapsulate(*r.KeyAgreement)
+	pub, shared, err := p.Encapsulate(*r.KeyAgreement)
 	if err != nil {
 		return nil, protocolError(op, err)
 	}
@@ -175,12 +188,12 @@ func (k *Key) agree(ctx context.Context, op string, p pinProtocol) (*session, er
 
 // token is a pinUvAuthToken held for one operation.
 type token struct {
-	proto pinProtocol
+	proto pinuvauth.Protocol
 	value []byte
 }
 
 // auth is the pinUvAuthParam of message.
-func (t *token) auth(message []byte) []byte { return t.proto.authenticate(t.value, message) }
+func (t *token) auth(message []byte) []byte { return t.proto.Authenticate(t.value, message) }
 
 // close wipes the token.
 func (t *token) close() { clear(t.value) }
@@ -195,24 +208,16 @@ func (k *Key) pinToken(ctx context.Context, op string, info *platform.Info, pin 
 	if pin == "" {
 		return nil, &platform.Error{Op: op, Kind: platform.ErrPINRequired, RetriesLeft: -1}
 	}
-	p, err := protocol(op, info)
-	if err != nil {
-		return nil, err
-	}
-	s, err := k.agree(ctx, op, p)
+	s, err := k.agree(ctx, op, info)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	b := []byte(pin)
-	hash := pinHash(b)
-	clear(b)
-	hashEnc, err := p.encrypt(s.shared, hash)
-	clear(hash)
+	hashEnc, err := s.pinHashEnc(op, pin)
 	if err != nil {
-		return nil, protocolError(op, err)
+		return nil, err
 	}
-	req := map[int]any{1: p.version, 2: pinGetPinUvAuthTokenUsingPinWithPerms, 3: s.pub, 6: hashEnc, 9: perms}
+	req := map[int]any{1: s.proto, 2: softkey.ClientPINGetPinUvAuthTokenUsingPinWithPerms, 3: s.pub, 6: hashEnc, 9: perms}
 	if rpID != "" {
 		req[10] = rpID
 	}
@@ -224,11 +229,11 @@ func (k *Key) pinToken(ctx context.Context, op string, info *platform.Info, pin 
 		}
 		return nil, k.pinError(ctx, err)
 	}
-	v, err := p.decrypt(s.shared, r.PinUvAuthToken)
+	v, err := s.proto.Decrypt(s.shared, r.PinUvAuthToken)
 	if err != nil {
 		return nil, protocolError(op, err)
 	}
-	return &token{proto: p, value: v}, nil
+	return &token{proto: s.proto, value: v}, nil
 }
 
 // SetPIN sets the first PIN after checking it against the key's policy,
@@ -247,22 +252,16 @@ func (k *Key) SetPIN(ctx context.Context, pin string) error {
 	if err := checkPIN(op, pin, info.MinPINLength); err != nil {
 		return err
 	}
-	p, err := protocol(op, info)
-	if err != nil {
-		return err
-	}
-	s, err := k.agree(ctx, op, p)
+	s, err := k.agree(ctx, op, info)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	padded := paddedPIN(pin)
-	newPinEnc, err := p.encrypt(s.shared, padded)
-	clear(padded)
+	newPinEnc, err := s.newPinEnc(op, pin)
 	if err != nil {
-		return protocolError(op, err)
+		return err
 	}
-	req := map[int]any{1: p.version, 2: pinSetPIN, 3: s.pub, 4: p.authenticate(s.shared, newPinEnc), 5: newPinEnc}
+	req := map[int]any{1: s.proto, 2: softkey.ClientPINSetPIN, 3: s.pub, 4: s.proto.Authenticate(s.shared, newPinEnc), 5: newPinEnc}
 	return k.call(ctx, op, softkey.CmdClientPIN, req, nil)
 }
 
@@ -289,31 +288,21 @@ func (k *Key) ChangePIN(ctx context.Context, oldPIN, newPIN string) error {
 	if oldPIN == "" {
 		return &platform.Error{Op: op, Kind: platform.ErrPINRequired, RetriesLeft: -1}
 	}
-	p, err := protocol(op, info)
-	if err != nil {
-		return err
-	}
-	s, err := k.agree(ctx, op, p)
+	s, err := k.agree(ctx, op, info)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	padded := paddedPIN(newPIN)
-	newPinEnc, err := p.encrypt(s.shared, padded)
-	clear(padded)
+	newPinEnc, err := s.newPinEnc(op, newPIN)
 	if err != nil {
-		return protocolError(op, err)
+		return err
 	}
-	old := []byte(oldPIN)
-	hash := pinHash(old)
-	clear(old)
-	pinHashEnc, err := p.encrypt(s.shared, hash)
-	clear(hash)
+	pinHashEnc, err := s.pinHashEnc(op, oldPIN)
 	if err != nil {
-		return protocolError(op, err)
+		return err
 	}
 	msg := append(append([]byte{}, newPinEnc...), pinHashEnc...)
-	req := map[int]any{1: p.version, 2: pinChangePIN, 3: s.pub, 4: p.authenticate(s.shared, msg), 5: newPinEnc, 6: pinHashEnc}
+	req := map[int]any{1: s.proto, 2: softkey.ClientPINChangePIN, 3: s.pub, 4: s.proto.Authenticate(s.shared, msg), 5: newPinEnc, 6: pinHashEnc}
 	if err := k.call(ctx, op, softkey.CmdClientPIN, req, nil); err != nil {
 		return k.pinError(ctx, err)
 	}
@@ -323,12 +312,5 @@ func (k *Key) ChangePIN(ctx context.Context, oldPIN, newPIN string) error {
 // checkPIN is platform.CheckPIN with the error naming op, the operation
 // the user asked for.
 func checkPIN(op, pin string, minLength int) error {
-	err := platform.CheckPIN(pin, minLength)
-	var e *platform.Error
-	if errors.As(err, &e) {
-		c := *e
-		c.Op = op
-		return &c
-	}
-	return err
+	return retitle(platform.CheckPIN(pin, minLength), op)
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/keydesk/keydesk/platform/pinuvauth"
 )
 
 // Config describes one software key. The zero value is a usable key that
@@ -201,7 +203,7 @@ func (a *Authenticator) powerUp() {
 	a.booted = a.now()
 	a.pinFails = 0
 	a.uvFails = 0
-	a.protocols = map[int]*pinUvAuthProtocol{1: newPinUvAuthProtocol(1), 2: newPinUvAuthProtocol(2)}
+	a.protocols = map[int]*pinUvAuthProtocol{1: newPinUvAuthProtocol(pinuvauth.One), 2: newPinUvAuthProtocol(pinuvauth.Two)}
 	a.lastCmd = 0
 	a.next = nil
 	a.credEnum = nil

@@ -7,21 +7,13 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// bioEnrollment subcommands and constants (§6.7).
+// bioEnrollment constants of this key's simulated sensor (§6.7).
 const (
-	bioEnrollBegin              = 0x01
-	bioEnrollCaptureNextSample  = 0x02
-	bioCancelCurrentEnrollment  = 0x03
-	bioEnumerateEnrollments     = 0x04
-	bioSetFriendlyName          = 0x05
-	bioRemoveEnrollment         = 0x06
-	bioGetFingerprintSensorInfo = 0x07
-	bioModalityFingerprint      = 0x01
-	bioFingerprintKindTouch     = 0x01
-	bioSamplesPerEnrollment     = 4
-	bioMaxTemplates             = 5
-	bioMaxFriendlyName          = 64
-	bioSampleGood               = 0x00 // CTAP2_ENROLL_FEEDBACK_FP_GOOD
+	bioFingerprintKindTouch = 0x01
+	bioSamplesPerEnrollment = 4
+	bioMaxTemplates         = 5
+	bioMaxFriendlyName      = 64
+	bioSampleGood           = 0x00 // CTAP2_ENROLL_FEEDBACK_FP_GOOD
 )
 
 // authenticatorBioEnrollmentRequest holds the parameters of
@@ -74,12 +66,12 @@ func (a *Authenticator) bioEnrollment(ctx context.Context, params []byte, keepal
 		return nil, err
 	}
 	if req.GetModality != nil && *req.GetModality {
-		return &authenticatorBioEnrollmentResponse{Modality: bioModalityFingerprint}, nil
+		return &authenticatorBioEnrollmentResponse{Modality: BioModalityFingerprint}, nil
 	}
 	if req.SubCommand == nil || req.Modality == nil {
 		return nil, ErrMissingParameter
 	}
-	if *req.Modality != bioModalityFingerprint {
+	if *req.Modality != BioModalityFingerprint {
 		return nil, ErrInvalidParameter
 	}
 	sub := *req.SubCommand
@@ -90,44 +82,37 @@ func (a *Authenticator) bioEnrollment(ctx context.Context, params []byte, keepal
 		}
 	}
 	switch sub {
-	case bioGetFingerprintSensorInfo:
+	case BioGetFingerprintSensorInfo:
 		return &authenticatorBioEnrollmentResponse{
 			FingerprintKind:                    bioFingerprintKindTouch,
 			MaxCaptureSamplesRequiredForEnroll: bioSamplesPerEnrollment,
 			MaxTemplateFriendlyName:            bioMaxFriendlyName,
 		}, nil
-	case bioCancelCurrentEnrollment:
+	case BioCancelCurrentEnrollment:
 		if a.bioEnroll == nil {
 			return nil, ErrInvalidParameter
 		}
 		a.bioEnroll = nil
 		return nil, nil
-	case bioEnrollBegin, bioEnrollCaptureNextSample, bioEnumerateEnrollments, bioSetFriendlyName, bioRemoveEnrollment:
+	case BioEnrollBegin, BioEnrollCaptureNextSample, BioEnumerateEnrollments, BioSetFriendlyName, BioRemoveEnrollment:
 	default:
 		return nil, ErrInvalidSubcommand
 	}
 	// Every other subcommand needs a token with the be permission over
 	// modality || subCommand || subCommandParams.
-	if req.PinUvAuthParam == nil {
-		return nil, ErrPUATRequired
-	}
-	p, err := a.protocol(req.PinUvAuthProtocol)
-	if err != nil {
-		return nil, err
-	}
-	msg := append([]byte{bioModalityFingerprint, byte(sub)}, req.SubCommandParams...)
-	if err := a.checkToken(p, msg, *req.PinUvAuthParam, permBioEnrollment, ""); err != nil {
+	msg := append([]byte{BioModalityFingerprint, byte(sub)}, req.SubCommandParams...)
+	if _, err := a.checkSubcommandToken(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermBioEnrollment); err != nil {
 		return nil, err
 	}
 
 	switch sub {
-	case bioEnrollBegin:
+	case BioEnrollBegin:
 		if len(a.st.Fingerprints) >= bioMaxTemplates {
 			return nil, ErrFPDatabaseFull
 		}
 		a.bioEnroll = &bioEnrollment{templateID: randomBytes(8), remaining: bioSamplesPerEnrollment}
 		return a.captureSample(ctx, keepalive, true)
-	case bioEnrollCaptureNextSample:
+	case BioEnrollCaptureNextSample:
 		if sp.TemplateID == nil {
 			return nil, ErrMissingParameter
 		}
@@ -135,7 +120,7 @@ func (a *Authenticator) bioEnrollment(ctx context.Context, params []byte, keepal
 			return nil, ErrInvalidParameter
 		}
 		return a.captureSample(ctx, keepalive, false)
-	case bioEnumerateEnrollments:
+	case BioEnumerateEnrollments:
 		if len(a.st.Fingerprints) == 0 {
 			return nil, ErrInvalidOption
 		}
@@ -144,15 +129,15 @@ func (a *Authenticator) bioEnrollment(ctx context.Context, params []byte, keepal
 			infos[i] = templateInfo{TemplateID: f.ID, TemplateFriendlyName: f.Name}
 		}
 		return &authenticatorBioEnrollmentResponse{TemplateInfos: &infos}, nil
-	case bioSetFriendlyName, bioRemoveEnrollment:
-		if sp.TemplateID == nil || (sub == bioSetFriendlyName && sp.TemplateFriendlyName == nil) {
+	case BioSetFriendlyName, BioRemoveEnrollment:
+		if sp.TemplateID == nil || (sub == BioSetFriendlyName && sp.TemplateFriendlyName == nil) {
 			return nil, ErrMissingParameter
 		}
 		for i, f := range a.st.Fingerprints {
 			if !bytes.Equal(f.ID, *sp.TemplateID) {
 				continue
 			}
-			if sub == bioRemoveEnrollment {
+			if sub == BioRemoveEnrollment {
 				a.st.Fingerprints = append(a.st.Fingerprints[:i:i], a.st.Fingerprints[i+1:]...)
 			} else {
 				if len(*sp.TemplateFriendlyName) > bioMaxFriendlyName {

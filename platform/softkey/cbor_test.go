@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/keydesk/keydesk/platform/pinuvauth"
 )
 
 // fromHex decodes hex written with spaces between items for legibility.
@@ -284,7 +286,7 @@ func TestResponsesAreCanonical(t *testing.T) {
 			return CmdMakeCredential, req
 		}},
 		{name: "ShouldEncodeEnterpriseAttestation", run: func(c *testClient) (Command, any) {
-			wantStatus(c.t, c.cfgCall(nil, cfgEnableEnterpriseAttestation, nil), StatusOK)
+			wantStatus(c.t, c.cfgCall(nil, ConfigEnableEnterpriseAttestation, nil), StatusOK)
 			req := makeCredReq("example.com", "alice", false)
 			req[10] = 1
 			return CmdMakeCredential, req
@@ -315,46 +317,46 @@ func TestResponsesAreCanonical(t *testing.T) {
 			return CmdGetAssertion, getAssertReq("example.com", credID(c.t, resp.AuthData))
 		}},
 		{name: "ShouldEncodeKeyAgreement", run: func(*testClient) (Command, any) {
-			return CmdClientPIN, map[int]any{1: 2, 2: pinGetKeyAgreement}
+			return CmdClientPIN, map[int]any{1: 2, 2: ClientPINGetKeyAgreement}
 		}},
 		{name: "ShouldEncodePINRetries", run: func(*testClient) (Command, any) {
-			return CmdClientPIN, map[int]any{2: pinGetPINRetries}
+			return CmdClientPIN, map[int]any{2: ClientPINGetPINRetries}
 		}},
 		{name: "ShouldEncodeUVRetries", run: func(*testClient) (Command, any) {
-			return CmdClientPIN, map[int]any{2: pinGetUVRetries}
+			return CmdClientPIN, map[int]any{2: ClientPINGetUVRetries}
 		}},
 		{name: "ShouldEncodePinToken", run: func(c *testClient) (Command, any) {
 			wantStatus(c.t, c.setPIN(1, "1234"), StatusOK)
 			p := c.agree(1)
-			return CmdClientPIN, map[int]any{1: 1, 2: pinGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub,
-				6: p.proto.encrypt(p.shared, pinHash([]byte("1234"))), 9: permCredentialMgmt}
+			return CmdClientPIN, map[int]any{1: 1, 2: ClientPINGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub,
+				6: p.encrypt(pinuvauth.PINHash([]byte("1234"))), 9: PermCredentialMgmt}
 		}},
 		{name: "ShouldEncodeCredentialEnumeration", run: func(c *testClient) (Command, any) {
 			_, err := c.makeCred(makeCredReq("example.com", "alice", true))
 			wantStatus(c.t, err, StatusOK)
 			wantStatus(c.t, c.setPIN(2, "1234"), StatusOK)
-			tok := c.mustToken(2, "1234", permCredentialMgmt, "")
+			tok := c.mustToken(2, "1234", PermCredentialMgmt, "")
 			raw := marshal(map[int]any{1: rpHash("example.com")})
-			return CmdCredentialManagement, map[int]any{1: cmEnumerateCredentialsBegin, 2: cbor.RawMessage(raw), 3: 2,
-				4: tok.auth(append([]byte{cmEnumerateCredentialsBegin}, raw...))}
+			return CmdCredentialManagement, map[int]any{1: CredMgmtEnumerateCredentialsBegin, 2: cbor.RawMessage(raw), 3: 2,
+				4: tok.auth(append([]byte{CredMgmtEnumerateCredentialsBegin}, raw...))}
 		}},
 		{name: "ShouldEncodeRPEnumeration", run: func(c *testClient) (Command, any) {
 			_, err := c.makeCred(makeCredReq("example.com", "alice", true))
 			wantStatus(c.t, err, StatusOK)
 			wantStatus(c.t, c.setPIN(2, "1234"), StatusOK)
-			tok := c.mustToken(2, "1234", permCredentialMgmt, "")
-			return CmdCredentialManagement, map[int]any{1: cmEnumerateRPsBegin, 3: 2, 4: tok.auth([]byte{cmEnumerateRPsBegin})}
+			tok := c.mustToken(2, "1234", PermCredentialMgmt, "")
+			return CmdCredentialManagement, map[int]any{1: CredMgmtEnumerateRPsBegin, 3: 2, 4: tok.auth([]byte{CredMgmtEnumerateRPsBegin})}
 		}},
 		{name: "ShouldEncodeEnrollments", run: func(c *testClient) (Command, any) {
 			wantStatus(c.t, c.setPIN(2, "1234"), StatusOK)
-			tok := c.mustToken(2, "1234", permBioEnrollment, "")
+			tok := c.mustToken(2, "1234", PermBioEnrollment, "")
 			id := c.enrollFinger(CmdBioEnrollment, tok)
-			wantStatus(c.t, c.bioCall(CmdBioEnrollment, tok, bioSetFriendlyName, map[int]any{1: id, 2: "thumb"}, nil), StatusOK)
-			return CmdBioEnrollment, map[int]any{1: 1, 2: bioEnumerateEnrollments, 4: 2,
-				5: tok.auth([]byte{bioModalityFingerprint, bioEnumerateEnrollments})}
+			wantStatus(c.t, c.bioCall(CmdBioEnrollment, tok, BioSetFriendlyName, map[int]any{1: id, 2: "thumb"}, nil), StatusOK)
+			return CmdBioEnrollment, map[int]any{1: 1, 2: BioEnumerateEnrollments, 4: 2,
+				5: tok.auth([]byte{BioModalityFingerprint, BioEnumerateEnrollments})}
 		}},
 		{name: "ShouldEncodeSensorInfo", run: func(*testClient) (Command, any) {
-			return CmdBioEnrollment, map[int]any{1: 1, 2: bioGetFingerprintSensorInfo}
+			return CmdBioEnrollment, map[int]any{1: 1, 2: BioGetFingerprintSensorInfo}
 		}},
 	}
 	for _, tt := range tests {

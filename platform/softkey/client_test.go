@@ -7,6 +7,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/keydesk/keydesk/platform/pinuvauth"
 )
 
 // testClient plays the platform side of CTAP2 against an in-process key:
@@ -67,10 +69,12 @@ func (c *testClient) do(cmd Command, params any, out any) error {
 	return nil
 }
 
-// platform is the platform half of a PIN/UV auth protocol session.
+// platform is the platform half of a PIN/UV auth protocol session, run
+// with package pinuvauth as a real platform runs it.
 type platform struct {
-	proto  *pinUvAuthProtocol
-	pub    coseKey
+	t      testing.TB
+	proto  pinuvauth.Protocol
+	pub    pinuvauth.COSEKey // the platform's key agreement key
 	shared []byte
 }
 
@@ -78,49 +82,58 @@ type platform struct {
 func (c *testClient) agree(version int) *platform {
 	c.t.Helper()
 	var resp authenticatorClientPINResponse
-	if err := c.do(CmdClientPIN, map[int]any{1: version, 2: pinGetKeyAgreement}, &resp); err != nil {
+	if err := c.do(CmdClientPIN, map[int]any{1: version, 2: ClientPINGetKeyAgreement}, &resp); err != nil {
 		c.t.Fatalf("getKeyAgreement: %v", err)
 	}
-	p := newPinUvAuthProtocol(version)
-	shared, err := p.sharedSecret(*resp.KeyAgreement)
+	proto := pinuvauth.Protocol(version)
+	pub, shared, err := proto.Encapsulate(*resp.KeyAgreement)
 	if err != nil {
 		c.t.Fatalf("shared secret: %v", err)
 	}
-	return &platform{proto: p, pub: ecdhCOSE(p.key.PublicKey()), shared: shared}
+	return &platform{t: c.t, proto: proto, pub: pub, shared: shared}
 }
 
-func padPIN(pin string) []byte {
-	b := make([]byte, paddedPINLength)
-	copy(b, pin)
-	return b
+// encrypt, decrypt and authenticate run the protocol under the shared
+// secret; encrypt fails the test on error.
+func (p *platform) encrypt(plain []byte) []byte {
+	p.t.Helper()
+	ct, err := p.proto.Encrypt(p.shared, plain)
+	if err != nil {
+		p.t.Fatalf("encrypt: %v", err)
+	}
+	return ct
 }
+
+func (p *platform) decrypt(ct []byte) ([]byte, error) { return p.proto.Decrypt(p.shared, ct) }
+
+func (p *platform) authenticate(msg []byte) []byte { return p.proto.Authenticate(p.shared, msg) }
 
 // setPIN sets the first PIN with the given protocol.
 func (c *testClient) setPIN(version int, pin string) error {
 	c.t.Helper()
 	p := c.agree(version)
-	enc := p.proto.encrypt(p.shared, padPIN(pin))
-	return c.do(CmdClientPIN, map[int]any{1: version, 2: pinSetPIN, 3: p.pub, 4: p.proto.authenticate(p.shared, enc), 5: enc}, nil)
+	enc := p.encrypt(pinuvauth.PaddedPIN(pin))
+	return c.do(CmdClientPIN, map[int]any{1: version, 2: ClientPINSetPIN, 3: p.pub, 4: p.authenticate(enc), 5: enc}, nil)
 }
 
 // changePIN changes the PIN.
 func (c *testClient) changePIN(version int, cur, next string) error {
 	c.t.Helper()
 	p := c.agree(version)
-	newEnc := p.proto.encrypt(p.shared, padPIN(next))
-	hashEnc := p.proto.encrypt(p.shared, pinHash([]byte(cur)))
-	auth := p.proto.authenticate(p.shared, append(append([]byte{}, newEnc...), hashEnc...))
-	return c.do(CmdClientPIN, map[int]any{1: version, 2: pinChangePIN, 3: p.pub, 4: auth, 5: newEnc, 6: hashEnc}, nil)
+	newEnc := p.encrypt(pinuvauth.PaddedPIN(next))
+	hashEnc := p.encrypt(pinuvauth.PINHash([]byte(cur)))
+	auth := p.authenticate(append(append([]byte{}, newEnc...), hashEnc...))
+	return c.do(CmdClientPIN, map[int]any{1: version, 2: ClientPINChangePIN, 3: p.pub, 4: auth, 5: newEnc, 6: hashEnc}, nil)
 }
 
 // token obtains a pinUvAuthToken with permissions (0 for the legacy getPinToken).
 func (c *testClient) token(version int, pin string, perms byte, rpID string) (*tokenHandle, error) {
 	c.t.Helper()
 	p := c.agree(version)
-	hashEnc := p.proto.encrypt(p.shared, pinHash([]byte(pin)))
-	req := map[int]any{1: version, 2: pinGetPinToken, 3: p.pub, 6: hashEnc}
+	hashEnc := p.encrypt(pinuvauth.PINHash([]byte(pin)))
+	req := map[int]any{1: version, 2: ClientPINGetPinToken, 3: p.pub, 6: hashEnc}
 	if perms != 0 {
-		req[2] = pinGetPinUvAuthTokenUsingPinWithPerms
+		req[2] = ClientPINGetPinUvAuthTokenUsingPinWithPerms
 		req[9] = perms
 		if rpID != "" {
 			req[10] = rpID
@@ -137,7 +150,7 @@ func (c *testClient) requestToken(p *platform, version int, req map[int]any) (*t
 	if err := c.do(CmdClientPIN, req, &resp); err != nil {
 		return nil, err
 	}
-	tok, err := p.proto.decrypt(p.shared, resp.PinUvAuthToken)
+	tok, err := p.decrypt(resp.PinUvAuthToken)
 	if err != nil {
 		c.t.Fatalf("decrypt token: %v", err)
 	}
@@ -158,7 +171,7 @@ func (c *testClient) mustToken(version int, pin string, perms byte, rpID string)
 func (c *testClient) retries() (uint, bool) {
 	c.t.Helper()
 	var resp authenticatorClientPINResponse
-	if err := c.do(CmdClientPIN, map[int]any{2: pinGetPINRetries}, &resp); err != nil {
+	if err := c.do(CmdClientPIN, map[int]any{2: ClientPINGetPINRetries}, &resp); err != nil {
 		c.t.Fatalf("getPINRetries: %v", err)
 	}
 	return *resp.PinRetries, resp.PowerCycleState != nil && *resp.PowerCycleState
@@ -166,12 +179,12 @@ func (c *testClient) retries() (uint, bool) {
 
 // tokenHandle is a pinUvAuthToken held by the platform.
 type tokenHandle struct {
-	proto   *pinUvAuthProtocol
+	proto   pinuvauth.Protocol
 	version int
 	value   []byte
 }
 
-func (t *tokenHandle) auth(msg []byte) []byte { return t.proto.authenticate(t.value, msg) }
+func (t *tokenHandle) auth(msg []byte) []byte { return t.proto.Authenticate(t.value, msg) }
 
 // makeCredReq builds a makeCredential request for rpID and user name.
 func makeCredReq(rpID, user string, rk bool) map[int]any {

@@ -7,45 +7,38 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"unicode/utf8"
+
+	"github.com/keydesk/keydesk/platform/pinuvauth"
 )
 
-// clientPIN subcommands (§6.5.5).
+// clientPIN limits (§6.5.5): the longest PIN in bytes, and the
+// permissions that only an RP ID can scope.
 const (
-	pinGetPINRetries                           = 0x01
-	pinGetKeyAgreement                         = 0x02
-	pinSetPIN                                  = 0x03
-	pinChangePIN                               = 0x04
-	pinGetPinToken                             = 0x05
-	pinGetPinUvAuthTokenUsingUvWithPerms       = 0x06
-	pinGetUVRetries                            = 0x07
-	pinGetPinUvAuthTokenUsingPinWithPerms      = 0x09
-	maxPINBytes                                = 63
-	paddedPINLength                            = 64
-	pinHashLength                              = 16
-	permissionsNeedingRPID                byte = permMakeCredential | permGetAssertion
+	maxPINBytes                 = 63
+	permissionsNeedingRPID byte = PermMakeCredential | PermGetAssertion
 )
 
 // authenticatorClientPINRequest holds the parameters of authenticatorClientPIN (0x06).
 //
 // Specification: §6.5.5. authenticatorClientPIN (0x06) (https://fidoalliance.org/specs/fido-v2.1-ps-20210615/fido-client-to-authenticator-protocol-v2.1-ps-20210615.html#authnrClientPin-cmd-dfn)
 type authenticatorClientPINRequest struct {
-	PinUvAuthProtocol *uint64  `cbor:"1,keyasint"`
-	SubCommand        *uint64  `cbor:"2,keyasint"`
-	KeyAgreement      *coseKey `cbor:"3,keyasint"`
-	PinUvAuthParam    *[]byte  `cbor:"4,keyasint"`
-	NewPinEnc         *[]byte  `cbor:"5,keyasint"`
-	PinHashEnc        *[]byte  `cbor:"6,keyasint"`
-	Permissions       *uint64  `cbor:"9,keyasint"`
-	RPID              *string  `cbor:"10,keyasint"`
+	PinUvAuthProtocol *uint64            `cbor:"1,keyasint"`
+	SubCommand        *uint64            `cbor:"2,keyasint"`
+	KeyAgreement      *pinuvauth.COSEKey `cbor:"3,keyasint"`
+	PinUvAuthParam    *[]byte            `cbor:"4,keyasint"`
+	NewPinEnc         *[]byte            `cbor:"5,keyasint"`
+	PinHashEnc        *[]byte            `cbor:"6,keyasint"`
+	Permissions       *uint64            `cbor:"9,keyasint"`
+	RPID              *string            `cbor:"10,keyasint"`
 }
 
 // authenticatorClientPINResponse is the response of authenticatorClientPIN.
 type authenticatorClientPINResponse struct {
-	KeyAgreement    *coseKey `cbor:"1,keyasint,omitempty"`
-	PinUvAuthToken  []byte   `cbor:"2,keyasint,omitempty"`
-	PinRetries      *uint    `cbor:"3,keyasint,omitempty"`
-	PowerCycleState *bool    `cbor:"4,keyasint,omitempty"`
-	UvRetries       *uint    `cbor:"5,keyasint,omitempty"`
+	KeyAgreement    *pinuvauth.COSEKey `cbor:"1,keyasint,omitempty"`
+	PinUvAuthToken  []byte             `cbor:"2,keyasint,omitempty"`
+	PinRetries      *uint              `cbor:"3,keyasint,omitempty"`
+	PowerCycleState *bool              `cbor:"4,keyasint,omitempty"`
+	UvRetries       *uint              `cbor:"5,keyasint,omitempty"`
 }
 
 func (a *Authenticator) clientPIN(ctx context.Context, params []byte, keepalive func(byte)) (any, error) {
@@ -57,11 +50,11 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte, keepalive 
 		return nil, ErrMissingParameter
 	}
 	switch *req.SubCommand {
-	case pinGetPINRetries:
+	case ClientPINGetPINRetries:
 		retries := uint(a.st.PINRetries)
 		blocked := a.pinFails >= maxPINFailsPerBoot
 		return &authenticatorClientPINResponse{PinRetries: &retries, PowerCycleState: &blocked}, nil
-	case pinGetUVRetries:
+	case ClientPINGetUVRetries:
 		if !a.uvConfigured() && a.cfg.NoBiometrics {
 			return nil, ErrInvalidSubcommand
 		}
@@ -73,25 +66,25 @@ func (a *Authenticator) clientPIN(ctx context.Context, params []byte, keepalive 
 		return nil, err
 	}
 	switch *req.SubCommand {
-	case pinGetKeyAgreement:
-		k := ecdhCOSE(p.key.PublicKey())
+	case ClientPINGetKeyAgreement:
+		k := pinuvauth.PublicCOSEKey(p.key.PublicKey())
 		return &authenticatorClientPINResponse{KeyAgreement: &k}, nil
-	case pinSetPIN:
+	case ClientPINSetPIN:
 		return nil, a.setPIN(p, &req)
-	case pinChangePIN:
+	case ClientPINChangePIN:
 		return nil, a.changePIN(p, &req)
-	case pinGetPinToken:
+	case ClientPINGetPinToken:
 		if req.Permissions != nil || req.RPID != nil {
 			return nil, ErrInvalidParameter
 		}
-		return a.pinToken(p, &req, permMakeCredential|permGetAssertion, "")
-	case pinGetPinUvAuthTokenUsingPinWithPerms:
+		return a.pinToken(p, &req, PermMakeCredential|PermGetAssertion, "")
+	case ClientPINGetPinUvAuthTokenUsingPinWithPerms:
 		perms, rpID, err := a.tokenPermissions(&req)
 		if err != nil {
 			return nil, err
 		}
 		return a.pinToken(p, &req, perms, rpID)
-	case pinGetPinUvAuthTokenUsingUvWithPerms:
+	case ClientPINGetPinUvAuthTokenUsingUvWithPerms:
 		perms, rpID, err := a.tokenPermissions(&req)
 		if err != nil {
 			return nil, err
@@ -119,7 +112,7 @@ func (a *Authenticator) tokenPermissions(req *authenticatorClientPINRequest) (by
 		return 0, "", ErrMissingParameter
 	}
 	// Permissions for features this key lacks cannot be granted.
-	if perms&permLargeBlobWrite != 0 || (perms&permBioEnrollment != 0 && a.cfg.NoBiometrics) {
+	if perms&PermLargeBlobWrite != 0 || (perms&PermBioEnrollment != 0 && a.cfg.NoBiometrics) {
 		return 0, "", ErrUnauthorizedPermission
 	}
 	return perms, rpID, nil
@@ -137,7 +130,7 @@ func (a *Authenticator) setPIN(p *pinUvAuthProtocol, req *authenticatorClientPIN
 	if err != nil {
 		return err
 	}
-	if !p.verify(shared, *req.NewPinEnc, *req.PinUvAuthParam) {
+	if !p.proto.Verify(shared, *req.NewPinEnc, *req.PinUvAuthParam) {
 		return ErrPINAuthInvalid
 	}
 	pin, err := a.decryptNewPIN(p, shared, *req.NewPinEnc)
@@ -164,7 +157,7 @@ func (a *Authenticator) changePIN(p *pinUvAuthProtocol, req *authenticatorClient
 		return err
 	}
 	msg := append(append([]byte{}, *req.NewPinEnc...), *req.PinHashEnc...)
-	if !p.verify(shared, msg, *req.PinUvAuthParam) {
+	if !p.proto.Verify(shared, msg, *req.PinUvAuthParam) {
 		return ErrPINAuthInvalid
 	}
 	if err := a.checkPINHash(p, shared, *req.PinHashEnc); err != nil {
@@ -175,7 +168,7 @@ func (a *Authenticator) changePIN(p *pinUvAuthProtocol, req *authenticatorClient
 		return err
 	}
 	// A forced change must really change the PIN (§6.5.5.6 step 6).
-	if a.st.ForcePINChg && a.matchesPIN(pinHash(pin)) {
+	if a.st.ForcePINChg && a.matchesPIN(pinuvauth.PINHash(pin)) {
 		return ErrPINPolicyViolation
 	}
 	a.storePIN(pin)
@@ -212,7 +205,11 @@ func (a *Authenticator) pinToken(p *pinUvAuthProtocol, req *authenticatorClientP
 		q.resetToken()
 	}
 	p.beginUsingToken(a.now(), perms, rpID, true)
-	return &authenticatorClientPINResponse{PinUvAuthToken: p.encrypt(shared, p.token.value)}, nil
+	enc, err := p.encrypt(shared, p.token.value)
+	if err != nil {
+		return nil, err
+	}
+	return &authenticatorClientPINResponse{PinUvAuthToken: enc}, nil
 }
 
 // uvToken is getPinUvAuthTokenUsingUvWithPermissions (0x06), with the
@@ -233,7 +230,11 @@ func (a *Authenticator) uvToken(ctx context.Context, keepalive func(byte), p *pi
 	}
 	p.beginUsingToken(a.now(), perms, rpID, true)
 	p.token.userPresent = true
-	return &authenticatorClientPINResponse{PinUvAuthToken: p.encrypt(shared, p.token.value)}, nil
+	enc, err := p.encrypt(shared, p.token.value)
+	if err != nil {
+		return nil, err
+	}
+	return &authenticatorClientPINResponse{PinUvAuthToken: enc}, nil
 }
 
 // pinUsable refuses PIN checks while the key is blocked for good (no
@@ -261,7 +262,7 @@ func (a *Authenticator) checkPINHash(p *pinUvAuthProtocol, shared, pinHashEnc []
 		}
 	}
 	got, err := p.decrypt(shared, pinHashEnc)
-	if err == nil && len(got) == pinHashLength && a.matchesPIN(got) {
+	if err == nil && len(got) == pinuvauth.PINHashLength && a.matchesPIN(got) {
 		a.st.PINRetries = maxPINRetries
 		a.pinFails = 0
 		return nil
@@ -279,11 +280,7 @@ func (a *Authenticator) checkPINHash(p *pinUvAuthProtocol, shared, pinHashEnc []
 
 // decryptNewPIN recovers and checks a new PIN against the key's policy.
 func (a *Authenticator) decryptNewPIN(p *pinUvAuthProtocol, shared, newPinEnc []byte) ([]byte, error) {
-	want := paddedPINLength
-	if p.version == 2 {
-		want += 16
-	}
-	if len(newPinEnc) != want {
+	if len(newPinEnc) != p.proto.CiphertextLength(pinuvauth.PaddedPINLength) {
 		return nil, ErrInvalidParameter
 	}
 	padded, err := p.decrypt(shared, newPinEnc)
@@ -303,7 +300,7 @@ func (a *Authenticator) decryptNewPIN(p *pinUvAuthProtocol, shared, newPinEnc []
 // storePIN replaces the PIN verifier and clears a pending forced change.
 func (a *Authenticator) storePIN(pin []byte) {
 	salt := randomBytes(32)
-	a.st.PIN = &pinVerifier{Salt: salt, MAC: pinMAC(salt, pinHash(pin)), CodePoints: utf8.RuneCount(pin)}
+	a.st.PIN = &pinVerifier{Salt: salt, MAC: pinMAC(salt, pinuvauth.PINHash(pin)), CodePoints: utf8.RuneCount(pin)}
 	a.st.PINRetries = maxPINRetries
 	a.st.ForcePINChg = false
 	a.pinFails = 0
@@ -314,11 +311,6 @@ func (a *Authenticator) storePIN(pin []byte) {
 func (a *Authenticator) matchesPIN(hash16 []byte) bool {
 	v := a.st.PIN
 	return v != nil && subtle.ConstantTimeCompare(pinMAC(v.Salt, hash16), v.MAC) == 1
-}
-
-func pinHash(pin []byte) []byte {
-	h := sha256.Sum256(pin)
-	return h[:pinHashLength]
 }
 
 func pinMAC(salt, hash16 []byte) []byte {

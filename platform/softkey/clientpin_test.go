@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+
+	"github.com/keydesk/keydesk/platform/pinuvauth"
 )
 
 func TestSetPINPolicy(t *testing.T) {
@@ -32,8 +34,8 @@ func TestSetPINPolicy(t *testing.T) {
 func TestClientPINRequestErrors(t *testing.T) {
 	c := newTestKey(t, Config{})
 	p := c.agree(2)
-	enc := p.proto.encrypt(p.shared, padPIN("1234"))
-	auth := p.proto.authenticate(p.shared, enc)
+	enc := p.encrypt(pinuvauth.PaddedPIN("1234"))
+	auth := p.authenticate(enc)
 	offCurve := p.pub
 	offCurve.Y = append([]byte{}, offCurve.Y...)
 	offCurve.Y[0] ^= 1
@@ -44,19 +46,19 @@ func TestClientPINRequestErrors(t *testing.T) {
 	}{
 		{name: "ShouldRequireSubCommand", req: map[int]any{1: 2}, want: ErrMissingParameter},
 		{name: "ShouldRejectUnknownSubCommand", req: map[int]any{1: 2, 2: 0x20}, want: ErrInvalidSubcommand},
-		{name: "ShouldRequireProtocol", req: map[int]any{2: pinGetKeyAgreement}, want: ErrMissingParameter},
-		{name: "ShouldRejectUnknownProtocol", req: map[int]any{1: 3, 2: pinGetKeyAgreement}, want: ErrInvalidParameter},
-		{name: "ShouldRejectOffCurveKey", req: map[int]any{1: 2, 2: pinSetPIN, 3: offCurve, 4: auth, 5: enc}, want: ErrInvalidParameter},
-		{name: "ShouldRejectSetPINWithoutAuth", req: map[int]any{1: 2, 2: pinSetPIN, 3: p.pub, 5: enc}, want: ErrMissingParameter},
-		{name: "ShouldRejectWrongSetPINAuth", req: map[int]any{1: 2, 2: pinSetPIN, 3: p.pub, 4: make([]byte, 32), 5: enc}, want: ErrPINAuthInvalid},
-		{name: "ShouldRejectShortNewPinEnc", req: map[int]any{1: 2, 2: pinSetPIN, 3: p.pub, 4: p.proto.authenticate(p.shared, enc[:48]), 5: enc[:48]}, want: ErrInvalidParameter},
-		{name: "ShouldRequirePINForToken", req: map[int]any{1: 2, 2: pinGetPinToken, 3: p.pub, 6: make([]byte, 32)}, want: ErrPINNotSet},
-		{name: "ShouldRequirePINForChange", req: map[int]any{1: 2, 2: pinChangePIN, 3: p.pub, 4: auth, 5: enc, 6: make([]byte, 32)}, want: ErrPINNotSet},
-		{name: "ShouldRequirePermissions", req: map[int]any{1: 2, 2: pinGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: make([]byte, 32)}, want: ErrMissingParameter},
-		{name: "ShouldRejectZeroPermissions", req: map[int]any{1: 2, 2: pinGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: make([]byte, 32), 9: 0}, want: ErrInvalidParameter},
-		{name: "ShouldRequireRPIDForMakeCredentialPermission", req: map[int]any{1: 2, 2: pinGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: make([]byte, 32), 9: 1}, want: ErrMissingParameter},
-		{name: "ShouldRefuseLargeBlobPermission", req: map[int]any{1: 2, 2: pinGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: make([]byte, 32), 9: 0x10}, want: ErrUnauthorizedPermission},
-		{name: "ShouldRefuseUVTokenWithoutFingerprint", req: map[int]any{1: 2, 2: pinGetPinUvAuthTokenUsingUvWithPerms, 3: p.pub, 9: 4}, want: ErrNotAllowed},
+		{name: "ShouldRequireProtocol", req: map[int]any{2: ClientPINGetKeyAgreement}, want: ErrMissingParameter},
+		{name: "ShouldRejectUnknownProtocol", req: map[int]any{1: 3, 2: ClientPINGetKeyAgreement}, want: ErrInvalidParameter},
+		{name: "ShouldRejectOffCurveKey", req: map[int]any{1: 2, 2: ClientPINSetPIN, 3: offCurve, 4: auth, 5: enc}, want: ErrInvalidParameter},
+		{name: "ShouldRejectSetPINWithoutAuth", req: map[int]any{1: 2, 2: ClientPINSetPIN, 3: p.pub, 5: enc}, want: ErrMissingParameter},
+		{name: "ShouldRejectWrongSetPINAuth", req: map[int]any{1: 2, 2: ClientPINSetPIN, 3: p.pub, 4: make([]byte, 32), 5: enc}, want: ErrPINAuthInvalid},
+		{name: "ShouldRejectShortNewPinEnc", req: map[int]any{1: 2, 2: ClientPINSetPIN, 3: p.pub, 4: p.authenticate(enc[:48]), 5: enc[:48]}, want: ErrInvalidParameter},
+		{name: "ShouldRequirePINForToken", req: map[int]any{1: 2, 2: ClientPINGetPinToken, 3: p.pub, 6: make([]byte, 32)}, want: ErrPINNotSet},
+		{name: "ShouldRequirePINForChange", req: map[int]any{1: 2, 2: ClientPINChangePIN, 3: p.pub, 4: auth, 5: enc, 6: make([]byte, 32)}, want: ErrPINNotSet},
+		{name: "ShouldRequirePermissions", req: map[int]any{1: 2, 2: ClientPINGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: make([]byte, 32)}, want: ErrMissingParameter},
+		{name: "ShouldRejectZeroPermissions", req: map[int]any{1: 2, 2: ClientPINGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: make([]byte, 32), 9: 0}, want: ErrInvalidParameter},
+		{name: "ShouldRequireRPIDForMakeCredentialPermission", req: map[int]any{1: 2, 2: ClientPINGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: make([]byte, 32), 9: 1}, want: ErrMissingParameter},
+		{name: "ShouldRefuseLargeBlobPermission", req: map[int]any{1: 2, 2: ClientPINGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: make([]byte, 32), 9: 0x10}, want: ErrUnauthorizedPermission},
+		{name: "ShouldRefuseUVTokenWithoutFingerprint", req: map[int]any{1: 2, 2: ClientPINGetPinUvAuthTokenUsingUvWithPerms, 3: p.pub, 9: 4}, want: ErrNotAllowed},
 		{name: "ShouldRejectTextSubCommand", req: map[int]any{1: 2, 2: "setPIN"}, want: ErrCBORUnexpectedType},
 	}
 	for _, tt := range tests {
@@ -144,8 +146,8 @@ func TestWrongPINCountsAndBlocks(t *testing.T) {
 func TestTokenIsInvalidatedByNewToken(t *testing.T) {
 	c := newTestKey(t, Config{})
 	wantStatus(t, c.setPIN(2, "1234"), StatusOK)
-	old := c.mustToken(2, "1234", permMakeCredential, "example.com")
-	c.mustToken(1, "1234", permGetAssertion, "example.com")
+	old := c.mustToken(2, "1234", PermMakeCredential, "example.com")
+	c.mustToken(1, "1234", PermGetAssertion, "example.com")
 	_, err := c.makeCred(withToken(makeCredReq("example.com", "alice", true), old, 1, 8))
 	wantStatus(t, err, ErrPINAuthInvalid)
 }
@@ -153,7 +155,7 @@ func TestTokenIsInvalidatedByNewToken(t *testing.T) {
 func TestTokenExpires(t *testing.T) {
 	c := newTestKey(t, Config{})
 	wantStatus(t, c.setPIN(2, "1234"), StatusOK)
-	tok := c.mustToken(2, "1234", permMakeCredential, "example.com")
+	tok := c.mustToken(2, "1234", PermMakeCredential, "example.com")
 	c.now = c.now.Add(tokenMaxUsage + 1)
 	_, err := c.makeCred(withToken(makeCredReq("example.com", "alice", true), tok, 1, 8))
 	wantStatus(t, err, ErrPINAuthInvalid)
@@ -163,7 +165,7 @@ func TestPINNeverStoredInClear(t *testing.T) {
 	c := newTestKey(t, Config{})
 	wantStatus(t, c.setPIN(2, "hunter22"), StatusOK)
 	blob := string(c.key.snapshot())
-	bareHash := base64.StdEncoding.EncodeToString(pinHash([]byte("hunter22")))
+	bareHash := base64.StdEncoding.EncodeToString(pinuvauth.PINHash([]byte("hunter22")))
 	if strings.Contains(blob, "hunter22") || strings.Contains(blob, bareHash) {
 		t.Fatal("state holds the PIN or its bare hash")
 	}

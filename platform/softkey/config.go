@@ -6,13 +6,8 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// authenticatorConfig subcommands (§6.11).
-const (
-	cfgEnableEnterpriseAttestation = 0x01
-	cfgToggleAlwaysUv              = 0x02
-	cfgSetMinPINLength             = 0x03
-	maxMinPINLength                = 63
-)
+// maxMinPINLength is the largest minimum PIN length setMinPINLength takes (§6.11.4).
+const maxMinPINLength = 63
 
 // authenticatorConfigRequest holds the parameters of authenticatorConfig (0x0D).
 //
@@ -43,28 +38,21 @@ func (a *Authenticator) config(params []byte) error {
 	// Step 3. A key protected by a PIN or fingerprint, or with alwaysUv,
 	// only changes its configuration for an acfg token.
 	if a.pinSet() || a.uvConfigured() || a.st.AlwaysUV {
-		if req.PinUvAuthParam == nil {
-			return ErrPUATRequired
-		}
-		p, err := a.protocol(req.PinUvAuthProtocol)
-		if err != nil {
-			return err
-		}
 		msg := append(bytes.Repeat([]byte{0xff}, 32), byte(CmdConfig), byte(sub))
 		msg = append(msg, req.SubCommandParams...)
-		if err := a.checkToken(p, msg, *req.PinUvAuthParam, permAuthenticatorCfg, ""); err != nil {
+		if _, err := a.checkSubcommandToken(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermAuthenticatorCfg); err != nil {
 			return err
 		}
 	}
 	switch sub {
-	case cfgEnableEnterpriseAttestation:
+	case ConfigEnableEnterpriseAttestation:
 		if a.cfg.NoEnterpriseAttestation {
 			return ErrInvalidParameter
 		}
 		a.st.EnterpriseAtt = true
-	case cfgToggleAlwaysUv:
+	case ConfigToggleAlwaysUv:
 		a.st.AlwaysUV = !a.st.AlwaysUV
-	case cfgSetMinPINLength:
+	case ConfigSetMinPINLength:
 		var sp setMinPINLengthParams
 		if len(req.SubCommandParams) > 0 {
 			if err := unmarshal(req.SubCommandParams, &sp); err != nil {

@@ -78,16 +78,16 @@ func TestConfigToggleAlwaysUv(t *testing.T) {
 			c := newTestKey(t, Config{})
 			if tt.pin {
 				wantStatus(t, c.setPIN(2, cfgPIN), StatusOK)
-				wantStatus(t, c.cfgCall(c.mustToken(2, cfgPIN, permAuthenticatorCfg, ""), cfgToggleAlwaysUv, nil), StatusOK)
+				wantStatus(t, c.cfgCall(c.mustToken(2, cfgPIN, PermAuthenticatorCfg, ""), ConfigToggleAlwaysUv, nil), StatusOK)
 			} else {
-				wantStatus(t, c.cfgCall(nil, cfgToggleAlwaysUv, nil), StatusOK)
+				wantStatus(t, c.cfgCall(nil, ConfigToggleAlwaysUv, nil), StatusOK)
 			}
 			if !c.readInfo().Options["alwaysUv"] {
 				t.Fatal("getInfo alwaysUv false after toggleAlwaysUv")
 			}
 			req := makeCredReq("example.com", "alice", tt.rk)
 			if tt.withTok {
-				withToken(req, c.mustToken(2, cfgPIN, permMakeCredential, "example.com"), 1, 8)
+				withToken(req, c.mustToken(2, cfgPIN, PermMakeCredential, "example.com"), 1, 8)
 			}
 			resp, err := c.makeCred(req)
 			wantStatus(t, err, tt.want)
@@ -101,10 +101,10 @@ func TestConfigToggleAlwaysUv(t *testing.T) {
 func TestConfigToggleAlwaysUvBack(t *testing.T) {
 	c := newTestKey(t, Config{})
 	wantStatus(t, c.setPIN(2, cfgPIN), StatusOK)
-	tok := c.mustToken(2, cfgPIN, permAuthenticatorCfg, "")
-	wantStatus(t, c.cfgCall(tok, cfgToggleAlwaysUv, nil), StatusOK)
+	tok := c.mustToken(2, cfgPIN, PermAuthenticatorCfg, "")
+	wantStatus(t, c.cfgCall(tok, ConfigToggleAlwaysUv, nil), StatusOK)
 	wantStatus(t, c.do(CmdGetAssertion, getAssertReq("example.com"), nil), ErrPUATRequired)
-	wantStatus(t, c.cfgCall(tok, cfgToggleAlwaysUv, nil), StatusOK)
+	wantStatus(t, c.cfgCall(tok, ConfigToggleAlwaysUv, nil), StatusOK)
 	if c.readInfo().Options["alwaysUv"] {
 		t.Fatal("getInfo alwaysUv true after toggling twice")
 	}
@@ -120,7 +120,7 @@ func TestConfigAlwaysUvClearsMakeCredUvNotRqd(t *testing.T) {
 	if !c.readInfo().Options["makeCredUvNotRqd"] {
 		t.Fatal("makeCredUvNotRqd false before alwaysUv")
 	}
-	wantStatus(t, c.cfgCall(nil, cfgToggleAlwaysUv, nil), StatusOK)
+	wantStatus(t, c.cfgCall(nil, ConfigToggleAlwaysUv, nil), StatusOK)
 	if c.readInfo().Options["makeCredUvNotRqd"] {
 		t.Fatal("makeCredUvNotRqd still true with alwaysUv true")
 	}
@@ -160,14 +160,14 @@ func TestConfigSetMinPINLength(t *testing.T) {
 			var tok *tokenHandle
 			if tt.pin != "" {
 				wantStatus(t, c.setPIN(2, tt.pin), StatusOK)
-				tok = c.mustToken(2, tt.pin, permAuthenticatorCfg, "")
+				tok = c.mustToken(2, tt.pin, PermAuthenticatorCfg, "")
 			}
 			for i, p := range tt.steps {
 				want := StatusOK
 				if i == len(tt.steps)-1 {
 					want = tt.want
 				}
-				wantStatus(t, c.cfgCall(tok, cfgSetMinPINLength, p), want)
+				wantStatus(t, c.cfgCall(tok, ConfigSetMinPINLength, p), want)
 			}
 			info := c.readInfo()
 			if info.MinPINLength != tt.wantMin || info.ForcePINChange != tt.wantForceChange {
@@ -193,12 +193,12 @@ func TestConfigForcedPINChange(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newTestKey(t, Config{})
 			wantStatus(t, c.setPIN(2, tt.pin), StatusOK)
-			wantStatus(t, c.cfgCall(c.mustToken(2, tt.pin, permAuthenticatorCfg, ""), cfgSetMinPINLength, tt.params), StatusOK)
+			wantStatus(t, c.cfgCall(c.mustToken(2, tt.pin, PermAuthenticatorCfg, ""), ConfigSetMinPINLength, tt.params), StatusOK)
 			if !c.readInfo().ForcePINChange {
 				t.Fatal("forcePINChange false")
 			}
 			// §6.5.5.7: no token of any kind until the PIN is changed.
-			_, err := c.token(2, tt.pin, permCredentialMgmt, "")
+			_, err := c.token(2, tt.pin, PermCredentialMgmt, "")
 			wantStatus(t, err, ErrPINPolicyViolation)
 			_, err = c.token(1, tt.pin, 0, "")
 			wantStatus(t, err, ErrPINPolicyViolation)
@@ -215,7 +215,7 @@ func TestConfigForcedPINChange(t *testing.T) {
 			if c.readInfo().ForcePINChange {
 				t.Fatal("forcePINChange still true after changePIN")
 			}
-			c.mustToken(2, cur, permCredentialMgmt, "")
+			c.mustToken(2, cur, PermCredentialMgmt, "")
 			if retries, _ := c.retries(); retries != maxPINRetries {
 				t.Fatalf("pinRetries = %d, want %d", retries, maxPINRetries)
 			}
@@ -237,7 +237,7 @@ func TestConfigMinPinLengthExtension(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newTestKey(t, Config{})
-			wantStatus(t, c.cfgCall(nil, cfgSetMinPINLength, map[int]any{1: 7, 2: []string{"example.com"}}), StatusOK)
+			wantStatus(t, c.cfgCall(nil, ConfigSetMinPINLength, map[int]any{1: 7, 2: []string{"example.com"}}), StatusOK)
 			req := makeCredReq(tt.rpID, "alice", false)
 			if tt.ask {
 				req[6] = map[string]any{"minPinLength": true}
@@ -277,7 +277,7 @@ func TestConfigEnterpriseAttestation(t *testing.T) {
 				t.Fatalf("getInfo ep = %v (present %v) before enabling", ep, hasEP)
 			}
 			if tt.enable != 0xff {
-				wantStatus(t, c.cfgCall(nil, cfgEnableEnterpriseAttestation, nil), tt.enable)
+				wantStatus(t, c.cfgCall(nil, ConfigEnableEnterpriseAttestation, nil), tt.enable)
 				ep, hasEP = c.readInfo().Options["ep"]
 				if tt.cfg.NoEnterpriseAttestation && hasEP {
 					t.Fatal("getInfo has ep without enterprise attestation support")
@@ -306,44 +306,44 @@ func TestConfigErrors(t *testing.T) {
 		want  Status
 	}{
 		{name: "ShouldRequirePinUvAuthParam", run: func(c *testClient) error {
-			return c.cfgCall(nil, cfgToggleAlwaysUv, nil)
+			return c.cfgCall(nil, ConfigToggleAlwaysUv, nil)
 		}, want: ErrPUATRequired},
 		{name: "ShouldRequirePinUvAuthParamForMinPINLength", run: func(c *testClient) error {
-			return c.cfgCall(nil, cfgSetMinPINLength, map[int]any{1: 8})
+			return c.cfgCall(nil, ConfigSetMinPINLength, map[int]any{1: 8})
 		}, want: ErrPUATRequired},
 		{name: "ShouldRejectWrongPinUvAuthParam", run: func(c *testClient) error {
-			c.mustToken(2, cfgPIN, permAuthenticatorCfg, "")
-			return c.do(CmdConfig, map[int]any{1: cfgToggleAlwaysUv, 3: 2, 4: make([]byte, 32)}, nil)
+			c.mustToken(2, cfgPIN, PermAuthenticatorCfg, "")
+			return c.do(CmdConfig, map[int]any{1: ConfigToggleAlwaysUv, 3: 2, 4: make([]byte, 32)}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectParamWithoutPrefix", run: func(c *testClient) error {
-			tok := c.mustToken(2, cfgPIN, permAuthenticatorCfg, "")
-			return c.do(CmdConfig, map[int]any{1: cfgToggleAlwaysUv, 3: 2, 4: tok.auth([]byte{byte(CmdConfig), cfgToggleAlwaysUv})}, nil)
+			tok := c.mustToken(2, cfgPIN, PermAuthenticatorCfg, "")
+			return c.do(CmdConfig, map[int]any{1: ConfigToggleAlwaysUv, 3: 2, 4: tok.auth([]byte{byte(CmdConfig), ConfigToggleAlwaysUv})}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectParamMadeForOtherSubCommandParams", run: func(c *testClient) error {
-			tok := c.mustToken(2, cfgPIN, permAuthenticatorCfg, "")
-			signed := append(bytes.Repeat([]byte{0xff}, 32), byte(CmdConfig), cfgSetMinPINLength)
+			tok := c.mustToken(2, cfgPIN, PermAuthenticatorCfg, "")
+			signed := append(bytes.Repeat([]byte{0xff}, 32), byte(CmdConfig), ConfigSetMinPINLength)
 			signed = append(signed, marshal(map[int]any{1: 6})...)
-			return c.do(CmdConfig, map[int]any{1: cfgSetMinPINLength, 2: cbor.RawMessage(marshal(map[int]any{1: 8})), 3: 2, 4: tok.auth(signed)}, nil)
+			return c.do(CmdConfig, map[int]any{1: ConfigSetMinPINLength, 2: cbor.RawMessage(marshal(map[int]any{1: 8})), 3: 2, 4: tok.auth(signed)}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRequireProtocolWithParam", run: func(c *testClient) error {
-			return c.do(CmdConfig, map[int]any{1: cfgToggleAlwaysUv, 4: make([]byte, 32)}, nil)
+			return c.do(CmdConfig, map[int]any{1: ConfigToggleAlwaysUv, 4: make([]byte, 32)}, nil)
 		}, want: ErrMissingParameter},
 		{name: "ShouldRejectUnknownProtocol", run: func(c *testClient) error {
-			return c.do(CmdConfig, map[int]any{1: cfgToggleAlwaysUv, 3: 9, 4: make([]byte, 32)}, nil)
+			return c.do(CmdConfig, map[int]any{1: ConfigToggleAlwaysUv, 3: 9, 4: make([]byte, 32)}, nil)
 		}, want: ErrInvalidParameter},
 		// CTAP 2.1 §6.11 step 4: "Verify that the pinUvAuthToken has the
 		// acfg permission, if not, return CTAP2_ERR_PIN_AUTH_INVALID."
 		{name: "ShouldRejectTokenWithoutAcfgPermission", run: func(c *testClient) error {
-			return c.cfgCall(c.mustToken(2, cfgPIN, permCredentialMgmt|permBioEnrollment, ""), cfgToggleAlwaysUv, nil)
+			return c.cfgCall(c.mustToken(2, cfgPIN, PermCredentialMgmt|PermBioEnrollment, ""), ConfigToggleAlwaysUv, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectLegacyPinToken", run: func(c *testClient) error {
-			return c.cfgCall(c.mustToken(1, cfgPIN, 0, ""), cfgToggleAlwaysUv, nil)
+			return c.cfgCall(c.mustToken(1, cfgPIN, 0, ""), ConfigToggleAlwaysUv, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldAcceptProtocolOneToken", run: func(c *testClient) error {
-			return c.cfgCall(c.mustToken(1, cfgPIN, permAuthenticatorCfg, ""), cfgToggleAlwaysUv, nil)
+			return c.cfgCall(c.mustToken(1, cfgPIN, PermAuthenticatorCfg, ""), ConfigToggleAlwaysUv, nil)
 		}, want: StatusOK},
 		{name: "ShouldRejectUnknownSubcommand", run: func(c *testClient) error {
-			return c.cfgCall(c.mustToken(2, cfgPIN, permAuthenticatorCfg, ""), 0x04, nil)
+			return c.cfgCall(c.mustToken(2, cfgPIN, PermAuthenticatorCfg, ""), 0x04, nil)
 		}, want: ErrInvalidSubcommand},
 		{name: "ShouldRejectUnknownSubcommandWithoutPIN", noPIN: true, run: func(c *testClient) error {
 			return c.cfgCall(nil, 0x04, nil)
@@ -353,9 +353,9 @@ func TestConfigErrors(t *testing.T) {
 		}, want: ErrMissingParameter},
 		// §6.11 step 4 also guards a key with alwaysUv but no PIN.
 		{name: "ShouldRequirePinUvAuthParamWithAlwaysUv", noPIN: true, setup: func(c *testClient) {
-			wantStatus(c.t, c.cfgCall(nil, cfgToggleAlwaysUv, nil), StatusOK)
+			wantStatus(c.t, c.cfgCall(nil, ConfigToggleAlwaysUv, nil), StatusOK)
 		}, run: func(c *testClient) error {
-			return c.cfgCall(nil, cfgEnableEnterpriseAttestation, nil)
+			return c.cfgCall(nil, ConfigEnableEnterpriseAttestation, nil)
 		}, want: ErrPUATRequired},
 	}
 	for _, tt := range tests {

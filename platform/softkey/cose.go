@@ -2,7 +2,6 @@ package softkey
 
 import (
 	"crypto"
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -16,11 +15,11 @@ import (
 // Specification: §6.5.6. COSE Key Type (https://www.w3.org/TR/webauthn-3/#sctn-alg-identifier)
 type COSEAlgorithm int
 
-// The algorithms this key signs with, and the one its PIN protocols agree keys with.
+// The algorithms this key signs with. (Its PIN protocols' key agreement
+// keys are package pinuvauth's.)
 const (
-	AlgES256          COSEAlgorithm = -7  // ECDSA with SHA-256 on P-256
-	AlgEdDSA          COSEAlgorithm = -8  // EdDSA (Ed25519)
-	algECDHESHKDF256  COSEAlgorithm = -25 // ECDH-ES+HKDF-256, PIN/UV key agreement
+	AlgES256          COSEAlgorithm = -7 // ECDSA with SHA-256 on P-256
+	AlgEdDSA          COSEAlgorithm = -8 // EdDSA (Ed25519)
 	coseKtyOKP                      = 1
 	coseKtyEC2                      = 2
 	coseCrvP256                     = 1
@@ -31,8 +30,8 @@ const (
 // supportedAlgorithms is the order in which getInfo advertises algorithms.
 var supportedAlgorithms = []COSEAlgorithm{AlgES256, AlgEdDSA}
 
-// coseKey is a COSE_Key as CTAP exchanges it for P-256 key agreement and
-// ES256/EdDSA credential public keys.
+// coseKey is a COSE_Key as CTAP exchanges it for ES256/EdDSA credential
+// public keys.
 //
 // Specification: RFC 9052 §7 and CTAP 2.1 §6.5.6 getPublicKey()
 type coseKey struct {
@@ -126,27 +125,4 @@ func (s *signer) publicCOSE() coseKey {
 		return coseKey{Kty: coseKtyOKP, Alg: AlgEdDSA, Crv: coseCrvEd25519, X: []byte(k)}
 	}
 	panic("softkey: unexpected public key type")
-}
-
-// ecdhCOSE returns a P-256 key agreement public key in the form getKeyAgreement uses.
-func ecdhCOSE(pub *ecdh.PublicKey) coseKey {
-	raw := pub.Bytes()
-	return coseKey{Kty: coseKtyEC2, Alg: algECDHESHKDF256, Crv: coseCrvP256, X: raw[1:33], Y: raw[33:65]}
-}
-
-// ecdhPublic validates a platform key agreement key. An off-curve point
-// would leak the authenticator's key, so it is refused.
-func (k coseKey) ecdhPublic() (*ecdh.PublicKey, error) {
-	if k.Kty != coseKtyEC2 || k.Crv != coseCrvP256 || len(k.X) != 32 || len(k.Y) != 32 {
-		return nil, ErrInvalidParameter
-	}
-	raw := make([]byte, 0, 65)
-	raw = append(raw, 4)
-	raw = append(raw, k.X...)
-	raw = append(raw, k.Y...)
-	pub, err := ecdh.P256().NewPublicKey(raw)
-	if err != nil {
-		return nil, ErrInvalidParameter
-	}
-	return pub, nil
 }

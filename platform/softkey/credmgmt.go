@@ -7,17 +7,6 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// credentialManagement subcommands (§6.8).
-const (
-	cmGetCredsMetadata                      = 0x01
-	cmEnumerateRPsBegin                     = 0x02
-	cmEnumerateRPsGetNextRP                 = 0x03
-	cmEnumerateCredentialsBegin             = 0x04
-	cmEnumerateCredentialsGetNextCredential = 0x05
-	cmDeleteCredential                      = 0x06
-	cmUpdateUserInformation                 = 0x07
-)
-
 // authenticatorCredentialManagementRequest holds the parameters of
 // authenticatorCredentialManagement (0x0A, and 0x41 in FIDO_2_1_PRE).
 //
@@ -86,17 +75,17 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 	// The GetNext subcommands carry no authentication: they continue the
 	// enumeration begun, and authenticated, by the previous command.
 	switch sub {
-	case cmEnumerateRPsGetNextRP, cmEnumerateCredentialsGetNextCredential:
+	case CredMgmtEnumerateRPsGetNextRP, CredMgmtEnumerateCredentialsGetNextCredential:
 		if e == nil || a.lastCmd != cmd {
 			return nil, ErrNotAllowed
 		}
-		if sub == cmEnumerateRPsGetNextRP && len(e.rps) > 0 {
+		if sub == CredMgmtEnumerateRPsGetNextRP && len(e.rps) > 0 {
 			c := e.rps[0]
 			e.rps = e.rps[1:]
 			a.credEnum = e
 			return rpResponse(c, 0), nil
 		}
-		if sub == cmEnumerateCredentialsGetNextCredential && len(e.creds) > 0 {
+		if sub == CredMgmtEnumerateCredentialsGetNextCredential && len(e.creds) > 0 {
 			c := e.creds[0]
 			e.creds = e.creds[1:]
 			a.credEnum = e
@@ -104,18 +93,12 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 		}
 		return nil, ErrNotAllowed
 	}
-	if sub < cmGetCredsMetadata || sub > cmUpdateUserInformation {
+	if sub < CredMgmtGetCredsMetadata || sub > CredMgmtUpdateUserInformation {
 		return nil, ErrInvalidSubcommand
 	}
-	if req.PinUvAuthParam == nil {
-		return nil, ErrPUATRequired
-	}
-	p, err := a.protocol(req.PinUvAuthProtocol)
-	if err != nil {
-		return nil, err
-	}
 	msg := append([]byte{byte(sub)}, req.SubCommandParams...)
-	if err := a.checkToken(p, msg, *req.PinUvAuthParam, permCredentialMgmt, ""); err != nil {
+	p, err := a.checkSubcommandToken(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, PermCredentialMgmt)
+	if err != nil {
 		return nil, err
 	}
 	// A token with a permissions RP ID manages that RP's credentials only;
@@ -123,7 +106,7 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 	boundRP := p.token.rpID
 
 	switch sub {
-	case cmGetCredsMetadata:
+	case CredMgmtGetCredsMetadata:
 		if boundRP != "" {
 			return nil, ErrPINAuthInvalid
 		}
@@ -134,7 +117,7 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 			ExistingResidentCredentialsCount:             &existing,
 			MaxPossibleRemainingResidentCredentialsCount: &remaining,
 		}, nil
-	case cmEnumerateRPsBegin:
+	case CredMgmtEnumerateRPsBegin:
 		if boundRP != "" {
 			return nil, ErrPINAuthInvalid
 		}
@@ -151,7 +134,7 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 		}
 		a.credEnum = &credEnumeration{rps: rps[1:]}
 		return rpResponse(rps[0], uint(len(rps))), nil
-	case cmEnumerateCredentialsBegin:
+	case CredMgmtEnumerateCredentialsBegin:
 		if sp.RPIDHash == nil {
 			return nil, ErrMissingParameter
 		}
@@ -174,7 +157,7 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 		}
 		a.credEnum = &credEnumeration{creds: creds[1:]}
 		return a.credResponse(creds[0], uint(len(creds)))
-	case cmDeleteCredential, cmUpdateUserInformation:
+	case CredMgmtDeleteCredential, CredMgmtUpdateUserInformation:
 		if sp.CredentialID == nil || sp.CredentialID.ID == nil {
 			return nil, ErrMissingParameter
 		}
@@ -191,7 +174,7 @@ func (a *Authenticator) credentialManagement(cmd Command, params []byte) (any, e
 		if boundRP != "" && boundRP != c.RPID {
 			return nil, ErrPINAuthInvalid
 		}
-		if sub == cmDeleteCredential {
+		if sub == CredMgmtDeleteCredential {
 			a.st.Credentials = append(a.st.Credentials[:idx:idx], a.st.Credentials[idx+1:]...)
 			a.dirty = true
 			return nil, nil

@@ -94,7 +94,7 @@ func newCMFixture(t *testing.T) *cmFixture {
 
 func (f *cmFixture) cmToken(rpID string) *tokenHandle {
 	f.t.Helper()
-	return f.mustToken(2, cmPIN, permCredentialMgmt, rpID)
+	return f.mustToken(2, cmPIN, PermCredentialMgmt, rpID)
 }
 
 func credDesc(id []byte) map[string]any {
@@ -106,7 +106,7 @@ func TestCredMgmtMetadata(t *testing.T) {
 		t.Run("ShouldCountDiscoverableCredentials/"+tt.name, func(t *testing.T) {
 			f := newCMFixture(t)
 			var resp authenticatorCredentialManagementResponse
-			wantStatus(t, f.cmCall(tt.cmd, f.cmToken(""), cmGetCredsMetadata, nil, &resp), StatusOK)
+			wantStatus(t, f.cmCall(tt.cmd, f.cmToken(""), CredMgmtGetCredsMetadata, nil, &resp), StatusOK)
 			if resp.ExistingResidentCredentialsCount == nil || *resp.ExistingResidentCredentialsCount != 3 {
 				t.Fatalf("existing = %v, want 3", resp.ExistingResidentCredentialsCount)
 			}
@@ -123,13 +123,13 @@ func TestCredMgmtEnumerateRPs(t *testing.T) {
 			f := newCMFixture(t)
 			tok := f.cmToken("")
 			var first authenticatorCredentialManagementResponse
-			wantStatus(t, f.cmCall(tt.cmd, tok, cmEnumerateRPsBegin, nil, &first), StatusOK)
+			wantStatus(t, f.cmCall(tt.cmd, tok, CredMgmtEnumerateRPsBegin, nil, &first), StatusOK)
 			if first.TotalRPs != 2 {
 				t.Fatalf("totalRPs = %d, want 2", first.TotalRPs)
 			}
 			got := []*authenticatorCredentialManagementResponse{&first}
 			var next authenticatorCredentialManagementResponse
-			wantStatus(t, f.cmCall(tt.cmd, nil, cmEnumerateRPsGetNextRP, nil, &next), StatusOK)
+			wantStatus(t, f.cmCall(tt.cmd, nil, CredMgmtEnumerateRPsGetNextRP, nil, &next), StatusOK)
 			if next.TotalRPs != 0 {
 				t.Fatalf("totalRPs %d in GetNextRP, want it only in Begin", next.TotalRPs)
 			}
@@ -149,7 +149,7 @@ func TestCredMgmtEnumerateRPs(t *testing.T) {
 				t.Fatalf("RPs = %v", ids)
 			}
 			// The enumeration is over.
-			wantStatus(t, f.cmCall(tt.cmd, nil, cmEnumerateRPsGetNextRP, nil, nil), ErrNotAllowed)
+			wantStatus(t, f.cmCall(tt.cmd, nil, CredMgmtEnumerateRPsGetNextRP, nil, nil), ErrNotAllowed)
 		})
 	}
 }
@@ -161,12 +161,12 @@ func TestCredMgmtEnumerateCredentials(t *testing.T) {
 			tok := f.cmToken("")
 			params := map[int]any{1: rpHash("example.com")}
 			var first authenticatorCredentialManagementResponse
-			wantStatus(t, f.cmCall(tt.cmd, tok, cmEnumerateCredentialsBegin, params, &first), StatusOK)
+			wantStatus(t, f.cmCall(tt.cmd, tok, CredMgmtEnumerateCredentialsBegin, params, &first), StatusOK)
 			if first.TotalCredentials != 2 {
 				t.Fatalf("totalCredentials = %d, want 2", first.TotalCredentials)
 			}
 			var next authenticatorCredentialManagementResponse
-			wantStatus(t, f.cmCall(tt.cmd, nil, cmEnumerateCredentialsGetNextCredential, nil, &next), StatusOK)
+			wantStatus(t, f.cmCall(tt.cmd, nil, CredMgmtEnumerateCredentialsGetNextCredential, nil, &next), StatusOK)
 			wantProtect := map[string]uint{"alice": credProtectUVOptionalWithID, "bob": credProtectUVOptional}
 			seen := map[string]bool{}
 			for _, r := range []*authenticatorCredentialManagementResponse{&first, &next} {
@@ -192,7 +192,7 @@ func TestCredMgmtEnumerateCredentials(t *testing.T) {
 			if !seen["alice"] || !seen["bob"] {
 				t.Fatalf("enumerated %v, want alice and bob", seen)
 			}
-			wantStatus(t, f.cmCall(tt.cmd, nil, cmEnumerateCredentialsGetNextCredential, nil, nil), ErrNotAllowed)
+			wantStatus(t, f.cmCall(tt.cmd, nil, CredMgmtEnumerateCredentialsGetNextCredential, nil, nil), ErrNotAllowed)
 		})
 	}
 }
@@ -203,21 +203,21 @@ func TestCredMgmtDeleteCredential(t *testing.T) {
 			f := newCMFixture(t)
 			tok := f.cmToken("")
 			del := map[int]any{2: credDesc(f.ids["carol"])}
-			wantStatus(t, f.cmCall(tt.cmd, tok, cmDeleteCredential, del, nil), StatusOK)
+			wantStatus(t, f.cmCall(tt.cmd, tok, CredMgmtDeleteCredential, del, nil), StatusOK)
 
 			// carol was the only credential of other.example.
 			wantStatus(t, f.do(CmdGetAssertion, getAssertReq("other.example"), nil), ErrNoCredentials)
 			wantStatus(t, f.do(CmdGetAssertion, getAssertReq("other.example", f.ids["carol"]), nil), ErrNoCredentials)
-			wantStatus(t, f.cmCall(tt.cmd, tok, cmEnumerateCredentialsBegin, map[int]any{1: rpHash("other.example")}, nil), ErrNoCredentials)
+			wantStatus(t, f.cmCall(tt.cmd, tok, CredMgmtEnumerateCredentialsBegin, map[int]any{1: rpHash("other.example")}, nil), ErrNoCredentials)
 			var meta authenticatorCredentialManagementResponse
-			wantStatus(t, f.cmCall(tt.cmd, tok, cmGetCredsMetadata, nil, &meta), StatusOK)
+			wantStatus(t, f.cmCall(tt.cmd, tok, CredMgmtGetCredsMetadata, nil, &meta), StatusOK)
 			if *meta.ExistingResidentCredentialsCount != 2 {
 				t.Fatalf("existing = %d after a delete, want 2", *meta.ExistingResidentCredentialsCount)
 			}
 			// The other RP's credentials are untouched.
 			wantStatus(t, f.do(CmdGetAssertion, getAssertReq("example.com", f.ids["bob"]), nil), StatusOK)
 
-			wantStatus(t, f.cmCall(tt.cmd, tok, cmDeleteCredential, del, nil), ErrNoCredentials)
+			wantStatus(t, f.cmCall(tt.cmd, tok, CredMgmtDeleteCredential, del, nil), ErrNoCredentials)
 		})
 	}
 }
@@ -238,7 +238,7 @@ func TestCredMgmtUpdateUserInformation(t *testing.T) {
 			f := newCMFixture(t)
 			tok := f.cmToken("")
 			params := map[int]any{2: credDesc(f.ids["bob"]), 3: tt.user}
-			wantStatus(t, f.cmCall(CmdCredentialManagement, tok, cmUpdateUserInformation, params, nil), tt.want)
+			wantStatus(t, f.cmCall(CmdCredentialManagement, tok, CredMgmtUpdateUserInformation, params, nil), tt.want)
 
 			wantName, wantDisplay := "bob", "User bob"
 			if tt.want == StatusOK {
@@ -247,8 +247,8 @@ func TestCredMgmtUpdateUserInformation(t *testing.T) {
 			}
 			found := false
 			var r authenticatorCredentialManagementResponse
-			err := f.cmCall(CmdCredentialManagement, tok, cmEnumerateCredentialsBegin, map[int]any{1: rpHash("example.com")}, &r)
-			for ; err == nil; err = f.cmCall(CmdCredentialManagement, nil, cmEnumerateCredentialsGetNextCredential, nil, &r) {
+			err := f.cmCall(CmdCredentialManagement, tok, CredMgmtEnumerateCredentialsBegin, map[int]any{1: rpHash("example.com")}, &r)
+			for ; err == nil; err = f.cmCall(CmdCredentialManagement, nil, CredMgmtEnumerateCredentialsGetNextCredential, nil, &r) {
 				if bytes.Equal(r.User.ID, []byte("uid-bob")) {
 					found = true
 					if r.User.Name != wantName || r.User.DisplayName != wantDisplay {
@@ -274,108 +274,108 @@ func TestCredMgmtErrors(t *testing.T) {
 		want Status
 	}{
 		{name: "ShouldRequirePinUvAuthParam", run: func(f *cmFixture) error {
-			return f.cmCall(cm, nil, cmGetCredsMetadata, nil, nil)
+			return f.cmCall(cm, nil, CredMgmtGetCredsMetadata, nil, nil)
 		}, want: ErrPUATRequired},
 		{name: "ShouldRequirePinUvAuthParamToDelete", run: func(f *cmFixture) error {
-			return f.cmCall(cm, nil, cmDeleteCredential, map[int]any{2: credDesc(f.ids["bob"])}, nil)
+			return f.cmCall(cm, nil, CredMgmtDeleteCredential, map[int]any{2: credDesc(f.ids["bob"])}, nil)
 		}, want: ErrPUATRequired},
 		{name: "ShouldRejectWrongPinUvAuthParam", run: func(f *cmFixture) error {
 			f.cmToken("")
-			return f.do(cm, map[int]any{1: cmGetCredsMetadata, 3: 2, 4: make([]byte, 32)}, nil)
+			return f.do(cm, map[int]any{1: CredMgmtGetCredsMetadata, 3: 2, 4: make([]byte, 32)}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRequireProtocolWithParam", run: func(f *cmFixture) error {
-			return f.do(cm, map[int]any{1: cmGetCredsMetadata, 4: make([]byte, 32)}, nil)
+			return f.do(cm, map[int]any{1: CredMgmtGetCredsMetadata, 4: make([]byte, 32)}, nil)
 		}, want: ErrMissingParameter},
 		{name: "ShouldRejectUnknownProtocol", run: func(f *cmFixture) error {
-			return f.do(cm, map[int]any{1: cmGetCredsMetadata, 3: 7, 4: make([]byte, 32)}, nil)
+			return f.do(cm, map[int]any{1: CredMgmtGetCredsMetadata, 3: 7, 4: make([]byte, 32)}, nil)
 		}, want: ErrInvalidParameter},
 		{name: "ShouldRejectParamMadeForOtherSubcommand", run: func(f *cmFixture) error {
 			tok := f.cmToken("")
-			return f.do(cm, map[int]any{1: cmEnumerateRPsBegin, 3: 2, 4: tok.auth([]byte{cmGetCredsMetadata})}, nil)
+			return f.do(cm, map[int]any{1: CredMgmtEnumerateRPsBegin, 3: 2, 4: tok.auth([]byte{CredMgmtGetCredsMetadata})}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectParamMadeForOtherSubCommandParams", run: func(f *cmFixture) error {
 			tok := f.cmToken("")
 			signed := marshal(map[int]any{2: credDesc(f.ids["alice"])})
 			sent := marshal(map[int]any{2: credDesc(f.ids["bob"])})
-			return f.do(cm, map[int]any{1: cmDeleteCredential, 2: cbor.RawMessage(sent), 3: 2,
-				4: tok.auth(append([]byte{cmDeleteCredential}, signed...))}, nil)
+			return f.do(cm, map[int]any{1: CredMgmtDeleteCredential, 2: cbor.RawMessage(sent), 3: 2,
+				4: tok.auth(append([]byte{CredMgmtDeleteCredential}, signed...))}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectTokenFromEarlierPowerCycle", run: func(f *cmFixture) error {
 			tok := f.cmToken("")
 			f.key.PowerCycle()
-			return f.cmCall(cm, tok, cmGetCredsMetadata, nil, nil)
+			return f.cmCall(cm, tok, CredMgmtGetCredsMetadata, nil, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectExpiredToken", run: func(f *cmFixture) error {
 			tok := f.cmToken("")
 			f.now = f.now.Add(tokenMaxUsage + time.Second)
-			return f.cmCall(cm, tok, cmGetCredsMetadata, nil, nil)
+			return f.cmCall(cm, tok, CredMgmtGetCredsMetadata, nil, nil)
 		}, want: ErrPINAuthInvalid},
 		// CTAP 2.1 §6.8.2: "verifies that the pinUvAuthToken has the cm
 		// permission ... If not, return CTAP2_ERR_PIN_AUTH_INVALID".
 		{name: "ShouldRejectTokenWithoutCMPermission", run: func(f *cmFixture) error {
-			tok := f.mustToken(2, cmPIN, permMakeCredential|permGetAssertion|permAuthenticatorCfg, "example.com")
-			return f.cmCall(cm, tok, cmGetCredsMetadata, nil, nil)
+			tok := f.mustToken(2, cmPIN, PermMakeCredential|PermGetAssertion|PermAuthenticatorCfg, "example.com")
+			return f.cmCall(cm, tok, CredMgmtGetCredsMetadata, nil, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectLegacyPinToken", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.mustToken(1, cmPIN, 0, ""), cmGetCredsMetadata, nil, nil)
+			return f.cmCall(cm, f.mustToken(1, cmPIN, 0, ""), CredMgmtGetCredsMetadata, nil, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldAcceptProtocolOneToken", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.mustToken(1, cmPIN, permCredentialMgmt, ""), cmGetCredsMetadata, nil, nil)
+			return f.cmCall(cm, f.mustToken(1, cmPIN, PermCredentialMgmt, ""), CredMgmtGetCredsMetadata, nil, nil)
 		}, want: StatusOK},
 		{name: "ShouldRejectGetNextRPWithoutBegin", run: func(f *cmFixture) error {
-			return f.cmCall(cm, nil, cmEnumerateRPsGetNextRP, nil, nil)
+			return f.cmCall(cm, nil, CredMgmtEnumerateRPsGetNextRP, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldRejectGetNextCredentialWithoutBegin", run: func(f *cmFixture) error {
-			return f.cmCall(cm, nil, cmEnumerateCredentialsGetNextCredential, nil, nil)
+			return f.cmCall(cm, nil, CredMgmtEnumerateCredentialsGetNextCredential, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldRejectGetNextRPAfterOtherCommand", run: func(f *cmFixture) error {
-			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), cmEnumerateRPsBegin, nil, nil), StatusOK)
+			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateRPsBegin, nil, nil), StatusOK)
 			wantStatus(f.t, f.do(CmdGetInfo, nil, nil), StatusOK)
-			return f.cmCall(cm, nil, cmEnumerateRPsGetNextRP, nil, nil)
+			return f.cmCall(cm, nil, CredMgmtEnumerateRPsGetNextRP, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldRejectGetNextCredentialAfterOtherCommand", run: func(f *cmFixture) error {
-			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), cmEnumerateCredentialsBegin, exampleHash, nil), StatusOK)
+			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateCredentialsBegin, exampleHash, nil), StatusOK)
 			wantStatus(f.t, f.do(CmdGetInfo, nil, nil), StatusOK)
-			return f.cmCall(cm, nil, cmEnumerateCredentialsGetNextCredential, nil, nil)
+			return f.cmCall(cm, nil, CredMgmtEnumerateCredentialsGetNextCredential, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldRejectGetNextCredentialAfterOtherSubcommand", run: func(f *cmFixture) error {
 			tok := f.cmToken("")
-			wantStatus(f.t, f.cmCall(cm, tok, cmEnumerateCredentialsBegin, exampleHash, nil), StatusOK)
-			wantStatus(f.t, f.cmCall(cm, tok, cmGetCredsMetadata, nil, nil), StatusOK)
-			return f.cmCall(cm, nil, cmEnumerateCredentialsGetNextCredential, nil, nil)
+			wantStatus(f.t, f.cmCall(cm, tok, CredMgmtEnumerateCredentialsBegin, exampleHash, nil), StatusOK)
+			wantStatus(f.t, f.cmCall(cm, tok, CredMgmtGetCredsMetadata, nil, nil), StatusOK)
+			return f.cmCall(cm, nil, CredMgmtEnumerateCredentialsGetNextCredential, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldRejectGetNextRPAfterMalformedRequest", run: func(f *cmFixture) error {
-			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), cmEnumerateRPsBegin, nil, nil), StatusOK)
+			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateRPsBegin, nil, nil), StatusOK)
 			if st, _ := f.doRaw(cm, []byte{0xa1, 0x01}); st != ErrInvalidCBOR {
 				f.t.Fatalf("truncated request: %v", st)
 			}
-			return f.cmCall(cm, nil, cmEnumerateRPsGetNextRP, nil, nil)
+			return f.cmCall(cm, nil, CredMgmtEnumerateRPsGetNextRP, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldRejectGetNextCredentialAfterRequestWithoutSubcommand", run: func(f *cmFixture) error {
-			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), cmEnumerateCredentialsBegin, exampleHash, nil), StatusOK)
+			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateCredentialsBegin, exampleHash, nil), StatusOK)
 			wantStatus(f.t, f.do(cm, map[int]any{3: 2}, nil), ErrMissingParameter)
-			return f.cmCall(cm, nil, cmEnumerateCredentialsGetNextCredential, nil, nil)
+			return f.cmCall(cm, nil, CredMgmtEnumerateCredentialsGetNextCredential, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldRejectGetNextRPOnOtherCommandNumber", run: func(f *cmFixture) error {
-			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), cmEnumerateRPsBegin, nil, nil), StatusOK)
-			return f.cmCall(CmdCredentialMgmtPreview, nil, cmEnumerateRPsGetNextRP, nil, nil)
+			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateRPsBegin, nil, nil), StatusOK)
+			return f.cmCall(CmdCredentialMgmtPreview, nil, CredMgmtEnumerateRPsGetNextRP, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldRejectGetNextCredentialDuringRPEnumeration", run: func(f *cmFixture) error {
-			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), cmEnumerateRPsBegin, nil, nil), StatusOK)
-			return f.cmCall(cm, nil, cmEnumerateCredentialsGetNextCredential, nil, nil)
+			wantStatus(f.t, f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateRPsBegin, nil, nil), StatusOK)
+			return f.cmCall(cm, nil, CredMgmtEnumerateCredentialsGetNextCredential, nil, nil)
 		}, want: ErrNotAllowed},
 		{name: "ShouldReportNoRPsOnEmptyKey", run: func(f *cmFixture) error {
 			c := newTestKey(f.t, Config{})
 			wantStatus(f.t, c.setPIN(2, cmPIN), StatusOK)
-			return c.cmCall(cm, c.mustToken(2, cmPIN, permCredentialMgmt, ""), cmEnumerateRPsBegin, nil, nil)
+			return c.cmCall(cm, c.mustToken(2, cmPIN, PermCredentialMgmt, ""), CredMgmtEnumerateRPsBegin, nil, nil)
 		}, want: ErrNoCredentials},
 		{name: "ShouldReportNoCredentialsForUnknownRP", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken(""), cmEnumerateCredentialsBegin, map[int]any{1: rpHash("unknown.example")}, nil)
+			return f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateCredentialsBegin, map[int]any{1: rpHash("unknown.example")}, nil)
 		}, want: ErrNoCredentials},
 		{name: "ShouldReportNoCredentialsForServerSideCredential", run: func(f *cmFixture) error {
 			resp, err := f.makeCred(makeCredReq("example.com", "erin", false))
 			wantStatus(f.t, err, StatusOK)
-			return f.cmCall(cm, f.cmToken(""), cmDeleteCredential, map[int]any{2: credDesc(credID(f.t, resp.AuthData))}, nil)
+			return f.cmCall(cm, f.cmToken(""), CredMgmtDeleteCredential, map[int]any{2: credDesc(credID(f.t, resp.AuthData))}, nil)
 		}, want: ErrNoCredentials},
 		{name: "ShouldRejectUnknownSubcommand", run: func(f *cmFixture) error {
 			return f.cmCall(cm, f.cmToken(""), 0x08, nil, nil)
@@ -387,48 +387,48 @@ func TestCredMgmtErrors(t *testing.T) {
 			return f.do(cm, map[int]any{3: 2, 4: make([]byte, 32)}, nil)
 		}, want: ErrMissingParameter},
 		{name: "ShouldRequireRPIDHash", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken(""), cmEnumerateCredentialsBegin, nil, nil)
+			return f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateCredentialsBegin, nil, nil)
 		}, want: ErrMissingParameter},
 		{name: "ShouldRequireRPIDHashInParams", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken(""), cmEnumerateCredentialsBegin, map[int]any{2: credDesc(f.ids["bob"])}, nil)
+			return f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateCredentialsBegin, map[int]any{2: credDesc(f.ids["bob"])}, nil)
 		}, want: ErrMissingParameter},
 		{name: "ShouldRequireCredentialIDToDelete", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken(""), cmDeleteCredential, exampleHash, nil)
+			return f.cmCall(cm, f.cmToken(""), CredMgmtDeleteCredential, exampleHash, nil)
 		}, want: ErrMissingParameter},
 		{name: "ShouldRejectSubCommandParamsOfWrongType", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken(""), cmEnumerateCredentialsBegin, map[int]any{1: "example.com"}, nil)
+			return f.cmCall(cm, f.cmToken(""), CredMgmtEnumerateCredentialsBegin, map[int]any{1: "example.com"}, nil)
 		}, want: ErrCBORUnexpectedType},
 		// A token with a permissions RP ID reaches that RP's credentials
 		// only (§6.8.2-6.8.6), and other uses are PIN_AUTH_INVALID.
 		{name: "ShouldRejectRPBoundTokenForMetadata", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken("example.com"), cmGetCredsMetadata, nil, nil)
+			return f.cmCall(cm, f.cmToken("example.com"), CredMgmtGetCredsMetadata, nil, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectRPBoundTokenForEnumerateRPs", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken("example.com"), cmEnumerateRPsBegin, nil, nil)
+			return f.cmCall(cm, f.cmToken("example.com"), CredMgmtEnumerateRPsBegin, nil, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldAllowRPBoundTokenForItsRP", run: func(f *cmFixture) error {
 			var r authenticatorCredentialManagementResponse
-			err := f.cmCall(cm, f.cmToken("example.com"), cmEnumerateCredentialsBegin, exampleHash, &r)
+			err := f.cmCall(cm, f.cmToken("example.com"), CredMgmtEnumerateCredentialsBegin, exampleHash, &r)
 			if err == nil && r.TotalCredentials != 2 {
 				f.t.Fatalf("totalCredentials = %d, want 2", r.TotalCredentials)
 			}
 			return err
 		}, want: StatusOK},
 		{name: "ShouldRejectRPBoundTokenForOtherRP", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken("example.com"), cmEnumerateCredentialsBegin, map[int]any{1: rpHash("other.example")}, nil)
+			return f.cmCall(cm, f.cmToken("example.com"), CredMgmtEnumerateCredentialsBegin, map[int]any{1: rpHash("other.example")}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldNotRevealOtherRPsToRPBoundToken", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken("example.com"), cmEnumerateCredentialsBegin, map[int]any{1: rpHash("unknown.example")}, nil)
+			return f.cmCall(cm, f.cmToken("example.com"), CredMgmtEnumerateCredentialsBegin, map[int]any{1: rpHash("unknown.example")}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldAllowRPBoundTokenToDeleteItsRPCredential", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken("example.com"), cmDeleteCredential, map[int]any{2: credDesc(f.ids["bob"])}, nil)
+			return f.cmCall(cm, f.cmToken("example.com"), CredMgmtDeleteCredential, map[int]any{2: credDesc(f.ids["bob"])}, nil)
 		}, want: StatusOK},
 		{name: "ShouldRejectRPBoundTokenDeletingOtherRPCredential", run: func(f *cmFixture) error {
-			return f.cmCall(cm, f.cmToken("example.com"), cmDeleteCredential, map[int]any{2: credDesc(f.ids["carol"])}, nil)
+			return f.cmCall(cm, f.cmToken("example.com"), CredMgmtDeleteCredential, map[int]any{2: credDesc(f.ids["carol"])}, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldRejectRPBoundTokenUpdatingOtherRPUser", run: func(f *cmFixture) error {
 			params := map[int]any{2: credDesc(f.ids["carol"]), 3: map[string]any{"id": []byte("uid-carol"), "name": "c"}}
-			return f.cmCall(cm, f.cmToken("example.com"), cmUpdateUserInformation, params, nil)
+			return f.cmCall(cm, f.cmToken("example.com"), CredMgmtUpdateUserInformation, params, nil)
 		}, want: ErrPINAuthInvalid},
 	}
 	for _, tt := range tests {
@@ -464,7 +464,7 @@ func TestCredMgmtMetadataOverFullKey(t *testing.T) {
 			cfg.MaxCredentials = tt.max
 			c = newTestKey(t, cfg)
 			var resp authenticatorCredentialManagementResponse
-			wantStatus(t, c.cmCall(CmdCredentialManagement, c.mustToken(2, cmPIN, permCredentialMgmt, ""), cmGetCredsMetadata, nil, &resp), StatusOK)
+			wantStatus(t, c.cmCall(CmdCredentialManagement, c.mustToken(2, cmPIN, PermCredentialMgmt, ""), CredMgmtGetCredsMetadata, nil, &resp), StatusOK)
 			if *resp.ExistingResidentCredentialsCount != 3 || *resp.MaxPossibleRemainingResidentCredentialsCount != tt.wantRemaining {
 				t.Fatalf("existing %d remaining %d, want 3 and %d", *resp.ExistingResidentCredentialsCount,
 					*resp.MaxPossibleRemainingResidentCredentialsCount, tt.wantRemaining)

@@ -31,6 +31,53 @@ const (
 	CmdCredentialMgmtPreview Command = 0x41 // authenticatorCredentialManagement (FIDO_2_1_PRE)
 )
 
+// The subCommand numbers of the commands that have them, and the
+// permissions of a pinUvAuthToken: in one place for the key, which
+// answers them, and its clients, which send them.
+const (
+	// authenticatorClientPIN (0x06), §6.5.5.
+	ClientPINGetPINRetries                      = 0x01 // getPINRetries
+	ClientPINGetKeyAgreement                    = 0x02 // getKeyAgreement
+	ClientPINSetPIN                             = 0x03 // setPIN
+	ClientPINChangePIN                          = 0x04 // changePIN
+	ClientPINGetPinToken                        = 0x05 // getPinToken
+	ClientPINGetPinUvAuthTokenUsingUvWithPerms  = 0x06 // getPinUvAuthTokenUsingUvWithPermissions
+	ClientPINGetUVRetries                       = 0x07 // getUVRetries
+	ClientPINGetPinUvAuthTokenUsingPinWithPerms = 0x09 // getPinUvAuthTokenUsingPinWithPermissions
+
+	// authenticatorBioEnrollment (0x09), §6.7.
+	BioEnrollBegin              = 0x01 // enrollBegin
+	BioEnrollCaptureNextSample  = 0x02 // enrollCaptureNextSample
+	BioCancelCurrentEnrollment  = 0x03 // cancelCurrentEnrollment
+	BioEnumerateEnrollments     = 0x04 // enumerateEnrollments
+	BioSetFriendlyName          = 0x05 // setFriendlyName
+	BioRemoveEnrollment         = 0x06 // removeEnrollment
+	BioGetFingerprintSensorInfo = 0x07 // getFingerprintSensorInfo
+	BioModalityFingerprint      = 0x01 // modality: fingerprint
+
+	// authenticatorCredentialManagement (0x0A), §6.8.
+	CredMgmtGetCredsMetadata                      = 0x01 // getCredsMetadata
+	CredMgmtEnumerateRPsBegin                     = 0x02 // enumerateRPsBegin
+	CredMgmtEnumerateRPsGetNextRP                 = 0x03 // enumerateRPsGetNextRP
+	CredMgmtEnumerateCredentialsBegin             = 0x04 // enumerateCredentialsBegin
+	CredMgmtEnumerateCredentialsGetNextCredential = 0x05 // enumerateCredentialsGetNextCredential
+	CredMgmtDeleteCredential                      = 0x06 // deleteCredential
+	CredMgmtUpdateUserInformation                 = 0x07 // updateUserInformation
+
+	// authenticatorConfig (0x0D), §6.11.
+	ConfigEnableEnterpriseAttestation = 0x01 // enableEnterpriseAttestation
+	ConfigToggleAlwaysUv              = 0x02 // toggleAlwaysUv
+	ConfigSetMinPINLength             = 0x03 // setMinPINLength
+
+	// pinUvAuthToken permissions, §6.5.5.7.
+	PermMakeCredential   byte = 0x01 // mc
+	PermGetAssertion     byte = 0x02 // ga
+	PermCredentialMgmt   byte = 0x04 // cm
+	PermBioEnrollment    byte = 0x08 // be
+	PermLargeBlobWrite   byte = 0x10 // lbw
+	PermAuthenticatorCfg byte = 0x20 // acfg
+)
+
 // Status is a CTAP status code, the first byte of every CTAP2 response. The
 // non-zero values are also Go errors so that command handlers can return
 // them directly.

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/keydesk/keydesk/platform/pinuvauth"
 )
 
 // FuzzCheckCanonical holds checkCanonical to two promises: it never panics,
@@ -82,7 +84,7 @@ func FuzzCommand(f *testing.F) {
 		checkFuzzResponse(t, "the command", key.CBOR(ctx, append([]byte{cmd}, params...), nil))
 		// The continuation commands must cope with whatever ran before.
 		checkFuzzResponse(t, "getNextAssertion", key.CBOR(ctx, []byte{byte(CmdGetNextAssertion)}, nil))
-		checkFuzzResponse(t, "enumerateRPsGetNextRP", key.CBOR(ctx, append([]byte{byte(CmdCredentialManagement)}, 0xa1, 0x01, cmEnumerateRPsGetNextRP), nil))
+		checkFuzzResponse(t, "enumerateRPsGetNextRP", key.CBOR(ctx, append([]byte{byte(CmdCredentialManagement)}, 0xa1, 0x01, CredMgmtEnumerateRPsGetNextRP), nil))
 		info := key.CBOR(ctx, []byte{byte(CmdGetInfo)}, nil)
 		checkFuzzResponse(t, "getInfo", info)
 		if info[0] != byte(StatusOK) {
@@ -141,9 +143,9 @@ func newFuzzKey(f *testing.F, locked bool) *fuzzKey {
 	k.serverID = credID(f, resp.AuthData)
 	if locked {
 		wantStatus(f, c.setPIN(2, fuzzPIN), StatusOK)
-		tok := c.mustToken(2, fuzzPIN, permBioEnrollment, "")
+		tok := c.mustToken(2, fuzzPIN, PermBioEnrollment, "")
 		k.template = c.enrollFinger(CmdBioEnrollment, tok)
-		k.tok = c.mustToken(2, fuzzPIN, permMakeCredential|permGetAssertion|permCredentialMgmt|permBioEnrollment|permAuthenticatorCfg, "example.com")
+		k.tok = c.mustToken(2, fuzzPIN, PermMakeCredential|PermGetAssertion|PermCredentialMgmt|PermBioEnrollment|PermAuthenticatorCfg, "example.com")
 	}
 	k.snap = c.key.snapshot()
 	// The key agreement keys and the token are volatile state, outside
@@ -212,9 +214,9 @@ func (k *fuzzKey) seeds(f *testing.F) []fuzzSeed {
 	add(CmdGetAssertion, getAssertReq("example.com"))
 	add(CmdGetAssertion, getAssertReq("example.com", k.serverID, k.rkID))
 	p := c.agree(2)
-	saltEnc := p.proto.encrypt(p.shared, bytes.Repeat([]byte{0x5a}, 64))
+	saltEnc := p.encrypt(bytes.Repeat([]byte{0x5a}, 64))
 	ga := getAssertReq("example.com")
-	ga[4] = map[string]any{"hmac-secret": map[int]any{1: p.pub, 2: saltEnc, 3: p.proto.authenticate(p.shared, saltEnc), 4: 2}}
+	ga[4] = map[string]any{"hmac-secret": map[int]any{1: p.pub, 2: saltEnc, 3: p.authenticate(saltEnc), 4: 2}}
 	ga[5] = map[string]bool{"up": true, "uv": locked}
 	add(CmdGetAssertion, ga)
 	ga = getAssertReq("example.com", k.rkID)
@@ -222,19 +224,19 @@ func (k *fuzzKey) seeds(f *testing.F) []fuzzSeed {
 	add(CmdGetAssertion, ga)
 
 	// clientPIN
-	add(CmdClientPIN, map[int]any{2: pinGetPINRetries})
-	add(CmdClientPIN, map[int]any{2: pinGetUVRetries})
+	add(CmdClientPIN, map[int]any{2: ClientPINGetPINRetries})
+	add(CmdClientPIN, map[int]any{2: ClientPINGetUVRetries})
 	for _, v := range []int{1, 2} {
 		p := c.agree(v)
-		add(CmdClientPIN, map[int]any{1: v, 2: pinGetKeyAgreement})
-		newEnc := p.proto.encrypt(p.shared, padPIN("56789"))
-		add(CmdClientPIN, map[int]any{1: v, 2: pinSetPIN, 3: p.pub, 4: p.proto.authenticate(p.shared, newEnc), 5: newEnc})
-		hashEnc := p.proto.encrypt(p.shared, pinHash([]byte(fuzzPIN)))
-		add(CmdClientPIN, map[int]any{1: v, 2: pinChangePIN, 3: p.pub,
-			4: p.proto.authenticate(p.shared, append(append([]byte{}, newEnc...), hashEnc...)), 5: newEnc, 6: hashEnc})
-		add(CmdClientPIN, map[int]any{1: v, 2: pinGetPinToken, 3: p.pub, 6: hashEnc})
-		add(CmdClientPIN, map[int]any{1: v, 2: pinGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: hashEnc, 9: 0x2f, 10: "example.com"})
-		add(CmdClientPIN, map[int]any{1: v, 2: pinGetPinUvAuthTokenUsingUvWithPerms, 3: p.pub, 9: 0x03, 10: "example.com"})
+		add(CmdClientPIN, map[int]any{1: v, 2: ClientPINGetKeyAgreement})
+		newEnc := p.encrypt(pinuvauth.PaddedPIN("56789"))
+		add(CmdClientPIN, map[int]any{1: v, 2: ClientPINSetPIN, 3: p.pub, 4: p.authenticate(newEnc), 5: newEnc})
+		hashEnc := p.encrypt(pinuvauth.PINHash([]byte(fuzzPIN)))
+		add(CmdClientPIN, map[int]any{1: v, 2: ClientPINChangePIN, 3: p.pub,
+			4: p.authenticate(append(append([]byte{}, newEnc...), hashEnc...)), 5: newEnc, 6: hashEnc})
+		add(CmdClientPIN, map[int]any{1: v, 2: ClientPINGetPinToken, 3: p.pub, 6: hashEnc})
+		add(CmdClientPIN, map[int]any{1: v, 2: ClientPINGetPinUvAuthTokenUsingPinWithPerms, 3: p.pub, 6: hashEnc, 9: 0x2f, 10: "example.com"})
+		add(CmdClientPIN, map[int]any{1: v, 2: ClientPINGetPinUvAuthTokenUsingUvWithPerms, 3: p.pub, 9: 0x03, 10: "example.com"})
 	}
 
 	// The management commands, authenticated when the key has a token.
@@ -248,13 +250,13 @@ func (k *fuzzKey) seeds(f *testing.F) []fuzzSeed {
 		sub    byte
 		params map[int]any
 	}{
-		{cmGetCredsMetadata, nil},
-		{cmEnumerateRPsBegin, nil},
-		{cmEnumerateRPsGetNextRP, nil},
-		{cmEnumerateCredentialsBegin, map[int]any{1: rpHash("example.com")}},
-		{cmEnumerateCredentialsGetNextCredential, nil},
-		{cmDeleteCredential, map[int]any{2: credDesc(k.rkID)}},
-		{cmUpdateUserInformation, map[int]any{2: credDesc(k.rkID), 3: map[string]any{"id": []byte("uid-alice"), "name": "al", "displayName": "Al"}}},
+		{CredMgmtGetCredsMetadata, nil},
+		{CredMgmtEnumerateRPsBegin, nil},
+		{CredMgmtEnumerateRPsGetNextRP, nil},
+		{CredMgmtEnumerateCredentialsBegin, map[int]any{1: rpHash("example.com")}},
+		{CredMgmtEnumerateCredentialsGetNextCredential, nil},
+		{CredMgmtDeleteCredential, map[int]any{2: credDesc(k.rkID)}},
+		{CredMgmtUpdateUserInformation, map[int]any{2: credDesc(k.rkID), 3: map[string]any{"id": []byte("uid-alice"), "name": "al", "displayName": "Al"}}},
 	}
 	for _, s := range cmSubs {
 		req := map[int]any{1: s.sub}
@@ -263,7 +265,7 @@ func (k *fuzzKey) seeds(f *testing.F) []fuzzSeed {
 			raw = marshal(s.params)
 			req[2] = cbor.RawMessage(raw)
 		}
-		if s.sub != cmEnumerateRPsGetNextRP && s.sub != cmEnumerateCredentialsGetNextCredential {
+		if s.sub != CredMgmtEnumerateRPsGetNextRP && s.sub != CredMgmtEnumerateCredentialsGetNextCredential {
 			req[3], req[4] = 2, auth(append([]byte{s.sub}, raw...))
 		}
 		add(CmdCredentialManagement, req)
@@ -274,10 +276,10 @@ func (k *fuzzKey) seeds(f *testing.F) []fuzzSeed {
 		sub    byte
 		params map[int]any
 	}{
-		{cfgEnableEnterpriseAttestation, nil},
-		{cfgToggleAlwaysUv, nil},
-		{cfgSetMinPINLength, map[int]any{1: 6, 2: []string{"example.com"}, 3: true}},
-		{cfgSetMinPINLength, map[int]any{1: 8}},
+		{ConfigEnableEnterpriseAttestation, nil},
+		{ConfigToggleAlwaysUv, nil},
+		{ConfigSetMinPINLength, map[int]any{1: 6, 2: []string{"example.com"}, 3: true}},
+		{ConfigSetMinPINLength, map[int]any{1: 8}},
 	}
 	for _, s := range cfgSubs {
 		req := map[int]any{1: s.sub}
@@ -301,22 +303,22 @@ func (k *fuzzKey) seeds(f *testing.F) []fuzzSeed {
 		sub    byte
 		params map[int]any
 	}{
-		{bioEnrollBegin, map[int]any{3: 5000}},
-		{bioEnrollCaptureNextSample, map[int]any{1: template, 3: 5000}},
-		{bioCancelCurrentEnrollment, nil},
-		{bioEnumerateEnrollments, nil},
-		{bioSetFriendlyName, map[int]any{1: template, 2: "thumb"}},
-		{bioRemoveEnrollment, map[int]any{1: template}},
-		{bioGetFingerprintSensorInfo, nil},
+		{BioEnrollBegin, map[int]any{3: 5000}},
+		{BioEnrollCaptureNextSample, map[int]any{1: template, 3: 5000}},
+		{BioCancelCurrentEnrollment, nil},
+		{BioEnumerateEnrollments, nil},
+		{BioSetFriendlyName, map[int]any{1: template, 2: "thumb"}},
+		{BioRemoveEnrollment, map[int]any{1: template}},
+		{BioGetFingerprintSensorInfo, nil},
 	}
 	for _, s := range bioSubs {
-		req := map[int]any{1: bioModalityFingerprint, 2: s.sub}
+		req := map[int]any{1: BioModalityFingerprint, 2: s.sub}
 		var raw []byte
 		if s.params != nil {
 			raw = marshal(s.params)
 			req[3] = cbor.RawMessage(raw)
 		}
-		req[4], req[5] = 2, auth(append([]byte{bioModalityFingerprint, s.sub}, raw...))
+		req[4], req[5] = 2, auth(append([]byte{BioModalityFingerprint, s.sub}, raw...))
 		add(CmdBioEnrollment, req)
 		add(CmdBioEnrollmentPreview, req)
 	}

@@ -5,6 +5,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"time"
+
+	"github.com/keydesk/keydesk/platform/pinuvauth"
 )
 
 // authenticatorGetAssertionRequest holds the parameters of
@@ -30,10 +32,10 @@ type getAssertionExts struct {
 //
 // Specification: §12.5. HMAC Secret Extension (hmac-secret) (https://fidoalliance.org/specs/fido-v2.1-ps-20210615/fido-client-to-authenticator-protocol-v2.1-ps-20210615.html#sctn-hmac-secret-extension)
 type hmacSecretInput struct {
-	KeyAgreement      *coseKey `cbor:"1,keyasint"`
-	SaltEnc           *[]byte  `cbor:"2,keyasint"`
-	SaltAuth          *[]byte  `cbor:"3,keyasint"`
-	PinUvAuthProtocol *uint64  `cbor:"4,keyasint"`
+	KeyAgreement      *pinuvauth.COSEKey `cbor:"1,keyasint"`
+	SaltEnc           *[]byte            `cbor:"2,keyasint"`
+	SaltAuth          *[]byte            `cbor:"3,keyasint"`
+	PinUvAuthProtocol *uint64            `cbor:"4,keyasint"`
 }
 
 // authenticatorGetAssertionResponse is one assertion.
@@ -103,7 +105,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, params []byte, keepali
 	uv := false
 	switch {
 	case proto != nil:
-		if err := a.checkToken(proto, clientDataHash, *req.PinUvAuthParam, permGetAssertion, rpID); err != nil {
+		if err := a.checkToken(proto, clientDataHash, *req.PinUvAuthParam, PermGetAssertion, rpID); err != nil {
 			return nil, err
 		}
 		uv = proto.token.userVerified
@@ -236,7 +238,7 @@ func (a *Authenticator) hmacSecret(src *credentialSource, in *hmacSecretInput, u
 	if err != nil {
 		return nil, err
 	}
-	if !p.verify(shared, *in.SaltEnc, *in.SaltAuth) {
+	if !p.proto.Verify(shared, *in.SaltEnc, *in.SaltAuth) {
 		return nil, ErrPINAuthInvalid
 	}
 	salts, err := p.decrypt(shared, *in.SaltEnc)
@@ -253,5 +255,5 @@ func (a *Authenticator) hmacSecret(src *credentialSource, in *hmacSecretInput, u
 		m.Write(salts[i : i+32])
 		out = m.Sum(out)
 	}
-	return p.encrypt(shared, out), nil
+	return p.encrypt(shared, out)
 }

@@ -183,11 +183,11 @@ func TestGetAssertionDiscoverableAndGetNext(t *testing.T) {
 func TestGetAssertionUserVerifiedReturnsNames(t *testing.T) {
 	c := newTestKey(t, Config{})
 	wantStatus(t, c.setPIN(2, "1234"), StatusOK)
-	tok := c.mustToken(2, "1234", permMakeCredential|permGetAssertion, "example.com")
+	tok := c.mustToken(2, "1234", PermMakeCredential|PermGetAssertion, "example.com")
 	_, err := c.makeCred(withToken(makeCredReq("example.com", "alice", true), tok, 1, 8))
 	wantStatus(t, err, StatusOK)
 
-	tok = c.mustToken(2, "1234", permGetAssertion, "example.com")
+	tok = c.mustToken(2, "1234", PermGetAssertion, "example.com")
 	resp, err := c.getAssert(withToken(getAssertReq("example.com"), tok, 2, 6))
 	wantStatus(t, err, StatusOK)
 	if resp.User.Name != "alice" || resp.User.DisplayName != "User alice" || resp.AuthData[32]&flagUV == 0 {
@@ -217,7 +217,7 @@ func TestGetAssertionCredProtect(t *testing.T) {
 	wantStatus(t, err, StatusOK)
 
 	wantStatus(t, c.setPIN(2, "1234"), StatusOK)
-	tok := c.mustToken(2, "1234", permGetAssertion, "example.com")
+	tok := c.mustToken(2, "1234", PermGetAssertion, "example.com")
 	resp, err := c.getAssert(withToken(getAssertReq("example.com", id), tok, 2, 6))
 	wantStatus(t, err, StatusOK)
 	if !bytes.Equal(resp.Credential.ID, id) {
@@ -237,9 +237,9 @@ func TestGetAssertionHMACSecret(t *testing.T) {
 		p := c.agree(version)
 		salt := bytes.Repeat([]byte{7}, 32)
 		get := func() []byte {
-			saltEnc := p.proto.encrypt(p.shared, salt)
+			saltEnc := p.encrypt(salt)
 			r := getAssertReq("example.com", id)
-			r[4] = map[string]any{"hmac-secret": map[int]any{1: p.pub, 2: saltEnc, 3: p.proto.authenticate(p.shared, saltEnc), 4: version}}
+			r[4] = map[string]any{"hmac-secret": map[int]any{1: p.pub, 2: saltEnc, 3: p.authenticate(saltEnc), 4: version}}
 			resp, err := c.getAssert(r)
 			wantStatus(t, err, StatusOK)
 			var ext map[string][]byte
@@ -247,7 +247,7 @@ func TestGetAssertionHMACSecret(t *testing.T) {
 			if err := decMode.Unmarshal(rest, &ext); err != nil {
 				t.Fatal(err)
 			}
-			out, err := p.proto.decrypt(p.shared, ext["hmac-secret"])
+			out, err := p.decrypt(ext["hmac-secret"])
 			if err != nil || len(out) != 32 {
 				t.Fatalf("hmac-secret output %x: %v", out, err)
 			}
@@ -259,7 +259,7 @@ func TestGetAssertionHMACSecret(t *testing.T) {
 		}
 
 		// A bad saltAuth is refused.
-		saltEnc := p.proto.encrypt(p.shared, salt)
+		saltEnc := p.encrypt(salt)
 		r := getAssertReq("example.com", id)
 		r[4] = map[string]any{"hmac-secret": map[int]any{1: p.pub, 2: saltEnc, 3: make([]byte, 32), 4: version}}
 		_, err = c.getAssert(r)

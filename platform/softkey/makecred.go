@@ -170,7 +170,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte, keepa
 	uv := false
 	switch {
 	case proto != nil:
-		if err := a.checkToken(proto, clientDataHash, *req.PinUvAuthParam, permMakeCredential, rpID); err != nil {
+		if err := a.checkToken(proto, clientDataHash, *req.PinUvAuthParam, PermMakeCredential, rpID); err != nil {
 			return nil, err
 		}
 		uv = proto.token.userVerified
@@ -215,7 +215,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte, keepa
 	if proto != nil {
 		proto.token.userPresent = false
 		proto.token.userVerified = false
-		proto.token.permissions &= permLargeBlobWrite
+		proto.token.permissions &= PermLargeBlobWrite
 	}
 	// Step 15-17. Create, and store when discoverable.
 	var existing int = -1
@@ -370,6 +370,24 @@ func (a *Authenticator) checkToken(p *pinUvAuthProtocol, message, param []byte, 
 		p.token.rpID = rpID
 	}
 	return nil
+}
+
+// checkSubcommandToken is the check of the commands with subcommands
+// (bio enrollment, credential management, config): a pinUvAuthParam is
+// required, in a protocol the key speaks, made over message by a token
+// with perm. It returns the token's protocol.
+func (a *Authenticator) checkSubcommandToken(version *uint64, param *[]byte, message []byte, perm byte) (*pinUvAuthProtocol, error) {
+	if param == nil {
+		return nil, ErrPUATRequired
+	}
+	p, err := a.protocol(version)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.checkToken(p, message, *param, perm, ""); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // builtInUV simulates a fingerprint match: the presence policy stands for

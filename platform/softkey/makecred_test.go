@@ -172,7 +172,7 @@ func TestMakeCredentialWithToken(t *testing.T) {
 	c := newTestKey(t, Config{})
 	wantStatus(t, c.setPIN(2, "1234"), StatusOK)
 
-	tok := c.mustToken(2, "1234", permMakeCredential, "example.com")
+	tok := c.mustToken(2, "1234", PermMakeCredential, "example.com")
 	resp, err := c.makeCred(withToken(makeCredReq("example.com", "alice", true), tok, 1, 8))
 	wantStatus(t, err, StatusOK)
 	if resp.AuthData[32]&flagUV == 0 {
@@ -180,12 +180,12 @@ func TestMakeCredentialWithToken(t *testing.T) {
 	}
 
 	// The token is bound to example.com.
-	tok = c.mustToken(1, "1234", permMakeCredential, "example.com")
+	tok = c.mustToken(1, "1234", PermMakeCredential, "example.com")
 	_, err = c.makeCred(withToken(makeCredReq("other.example", "alice", true), tok, 1, 8))
 	wantStatus(t, err, ErrPINAuthInvalid)
 
 	// A token for assertions cannot make credentials.
-	tok = c.mustToken(2, "1234", permGetAssertion, "example.com")
+	tok = c.mustToken(2, "1234", PermGetAssertion, "example.com")
 	_, err = c.makeCred(withToken(makeCredReq("example.com", "alice", true), tok, 1, 8))
 	wantStatus(t, err, ErrPINAuthInvalid)
 

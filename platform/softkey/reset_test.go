@@ -82,11 +82,11 @@ func newResetFixture(t *testing.T, presence Presence) *resetFixture {
 	wantStatus(t, err, StatusOK)
 	f.serverID = credID(t, resp.AuthData)
 	wantStatus(t, c.setPIN(2, resetPIN), StatusOK)
-	tok := c.mustToken(2, resetPIN, permAuthenticatorCfg|permBioEnrollment, "")
-	wantStatus(t, c.cfgCall(tok, cfgSetMinPINLength, map[int]any{1: 6, 2: []string{"example.com"}}), StatusOK)
-	wantStatus(t, c.cfgCall(tok, cfgEnableEnterpriseAttestation, nil), StatusOK)
+	tok := c.mustToken(2, resetPIN, PermAuthenticatorCfg|PermBioEnrollment, "")
+	wantStatus(t, c.cfgCall(tok, ConfigSetMinPINLength, map[int]any{1: 6, 2: []string{"example.com"}}), StatusOK)
+	wantStatus(t, c.cfgCall(tok, ConfigEnableEnterpriseAttestation, nil), StatusOK)
 	c.enrollFinger(CmdBioEnrollment, tok)
-	wantStatus(t, c.cfgCall(tok, cfgToggleAlwaysUv, nil), StatusOK)
+	wantStatus(t, c.cfgCall(tok, ConfigToggleAlwaysUv, nil), StatusOK)
 	return f
 }
 
@@ -97,7 +97,7 @@ func (f *resetFixture) wantIntact() {
 	if !info.Options["clientPin"] || !info.Options["alwaysUv"] || !info.Options["uv"] || info.MinPINLength != 6 {
 		f.t.Fatalf("configuration lost: options %v minPINLength %d", info.Options, info.MinPINLength)
 	}
-	tok := f.mustToken(2, resetPIN, permGetAssertion, "example.com")
+	tok := f.mustToken(2, resetPIN, PermGetAssertion, "example.com")
 	for _, id := range [][]byte{f.rkID, f.serverID} {
 		wantStatus(f.t, f.do(CmdGetAssertion, withToken(getAssertReq("example.com", id), tok, 2, 6), nil), StatusOK)
 	}
@@ -145,11 +145,11 @@ func TestResetWipes(t *testing.T) {
 			return err
 		}, want: StatusOK},
 		{name: "ShouldForgetPIN", run: func(_ *testing.T, f *resetFixture, _ *tokenHandle) error {
-			_, err := f.token(2, resetPIN, permCredentialMgmt, "")
+			_, err := f.token(2, resetPIN, PermCredentialMgmt, "")
 			return err
 		}, want: ErrPINNotSet},
 		{name: "ShouldInvalidateOldToken", run: func(_ *testing.T, f *resetFixture, oldTok *tokenHandle) error {
-			return f.cmCall(CmdCredentialManagement, oldTok, cmGetCredsMetadata, nil, nil)
+			return f.cmCall(CmdCredentialManagement, oldTok, CredMgmtGetCredsMetadata, nil, nil)
 		}, want: ErrPINAuthInvalid},
 		{name: "ShouldAcceptDefaultLengthPINAgain", run: func(_ *testing.T, f *resetFixture, _ *tokenHandle) error {
 			return f.setPIN(2, "1234")
@@ -168,7 +168,7 @@ func TestResetWipes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newResetFixture(t, nil)
-			oldTok := f.mustToken(2, resetPIN, permCredentialMgmt, "")
+			oldTok := f.mustToken(2, resetPIN, PermCredentialMgmt, "")
 			wantStatus(t, f.do(CmdReset, nil, nil), StatusOK)
 			wantStatus(t, tt.run(t, f, oldTok), tt.want)
 		})
@@ -180,11 +180,11 @@ func TestResetWipes(t *testing.T) {
 func TestResetCancelsEnrollment(t *testing.T) {
 	c, tok := newBioKey(t, nil)
 	var r authenticatorBioEnrollmentResponse
-	wantStatus(t, c.bioCall(CmdBioEnrollment, tok, bioEnrollBegin, nil, &r), StatusOK)
+	wantStatus(t, c.bioCall(CmdBioEnrollment, tok, BioEnrollBegin, nil, &r), StatusOK)
 	wantStatus(t, c.do(CmdReset, nil, nil), StatusOK)
 	wantStatus(t, c.setPIN(2, bioPIN), StatusOK)
-	tok = c.mustToken(2, bioPIN, permBioEnrollment, "")
-	wantStatus(t, c.bioCall(CmdBioEnrollment, tok, bioEnrollCaptureNextSample, map[int]any{1: r.TemplateID}, nil), ErrInvalidParameter)
+	tok = c.mustToken(2, bioPIN, PermBioEnrollment, "")
+	wantStatus(t, c.bioCall(CmdBioEnrollment, tok, BioEnrollCaptureNextSample, map[int]any{1: r.TemplateID}, nil), ErrInvalidParameter)
 }
 
 func TestResetWindow(t *testing.T) {

@@ -39,7 +39,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if !bytes.Equal(c2.key.AttestationCA(), ca) {
 		t.Fatal("attestation CA changed across restart")
 	}
-	tok := c2.mustToken(2, "1234", permGetAssertion, "example.com")
+	tok := c2.mustToken(2, "1234", PermGetAssertion, "example.com")
 	resp, err := c2.getAssert(withToken(getAssertReq("example.com", id), tok, 2, 6))
 	wantStatus(t, err, StatusOK)
 	if signCount(resp.AuthData) <= signCount(mc.AuthData) {
