@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +40,11 @@ commands:
                                          list the discoverable credentials (passkeys)
   creds delete [--device D] [--pin-stdin] ID
                                          delete the credential with base64url ID
+  creds update [--device D] [--pin-stdin] [--name NAME]
+               [--display-name NAME] ID
+                                         change the user name and/or display name
+                                         of the credential with base64url ID; the
+                                         name not given stays, "" removes it
   fingerprints list [--device D] [--pin-stdin] [--json]
                                          list the enrolled fingerprints
   fingerprints add [--device D] [--pin-stdin] [--name NAME]
@@ -161,10 +167,14 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr},
 		enum: libfido2.New(libfido2.Config{ExtraDevices: extra}),
 	}
-	// Operations that wait for a touch say so.
+	// Operations that wait for the user say so; only a reset asks for
+	// the key to be plugged in again.
 	ctx = platform.WithProgress(ctx, func(ev platform.ProgressEvent) {
-		if ev.Stage == platform.StageTouch {
+		switch ev.Stage {
+		case platform.StageTouch:
 			fmt.Fprintln(e.stderr, "Touch your security key…")
+		case platform.StageReinsert:
+			fmt.Fprintln(e.stderr, "Unplug the key and plug it back in…")
 		}
 	})
 	cmd, rest := "devices", args
@@ -261,6 +271,21 @@ func (f *flags) parse(args []string, positional int) ([]string, error) {
 	return pos, nil
 }
 
+// parseWithID is parse for a command whose first argument is a base64url
+// ID (padding optional), as the list command listCmd prints it; what
+// names what the ID identifies, for the usage error.
+func (f *flags) parseWithID(args []string, positional int, what, listCmd string) ([]byte, []string, error) {
+	pos, err := f.parse(args, positional)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(pos[0], "="))
+	if err != nil || len(id) == 0 {
+		return nil, nil, usageError("%s ID %q is not base64url (as keydesk %s prints it)", what, pos[0], listCmd)
+	}
+	return id, pos, nil
+}
+
 // openKey opens the key --device names: a path, or an index into the
 // order of Devices; by default the only key, or the one touched when
 // there are several.
@@ -307,18 +332,63 @@ func (e *env) openKey(ctx context.Context, device string) (platform.Authenticato
 	return chosen, err
 }
 
-// keyAndPIN opens the key and reads its PIN.
-func (e *env) keyAndPIN(ctx context.Context, f *flags) (platform.Authenticator, string, error) {
+// withKey opens the key --device names, runs do with it and closes it.
+func (e *env) withKey(ctx context.Context, f *flags, do func(platform.Authenticator) error) error {
 	key, err := e.openKey(ctx, f.device)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	pin, err := e.readPIN(ctx, f.pinStdin)
-	if err != nil {
-		key.Close()
-		return nil, "", err
+	defer key.Close()
+	return do(key)
+}
+
+// withKeyAndPIN is withKey for an operation that needs the PIN, which is
+// read once the key is open.
+func (e *env) withKeyAndPIN(ctx context.Context, f *flags, do func(key platform.Authenticator, pin string) error) error {
+	return e.withKey(ctx, f, func(key platform.Authenticator) error {
+		pin, err := e.readPIN(ctx, f.pinStdin)
+		if err != nil {
+			return err
+		}
+		return do(key, pin)
+	})
+}
+
+// done prints the confirmation msg on stdout when err is nil, and
+// returns err.
+func (e *env) done(err error, msg string) error {
+	if err == nil {
+		fmt.Fprintln(e.stdout, msg)
 	}
-	return key, pin, nil
+	return err
+}
+
+// listPIN runs a list command that needs the PIN (no arguments; --device,
+// --pin-stdin, --json). list returns the JSON output and its text rows:
+// printed as JSON with --json, else one tab-separated line per row, or
+// the line empty when there are no rows.
+func (e *env) listPIN(ctx context.Context, name string, args []string, empty string,
+	list func(key platform.Authenticator, pin string) (out any, rows [][]string, err error)) error {
+	f := e.newFlags(name, true, true, true)
+	if _, err := f.parse(args, 0); err != nil {
+		return err
+	}
+	return e.withKeyAndPIN(ctx, f, func(key platform.Authenticator, pin string) error {
+		out, rows, err := list(key, pin)
+		if err != nil {
+			return err
+		}
+		if f.json {
+			return writeJSON(e.stdout, out)
+		}
+		if len(rows) == 0 {
+			fmt.Fprintln(e.stdout, empty)
+		}
+		for _, r := range rows {
+			fmt.Fprintln(e.stdout, strings.Join(r, "\t"))
+		}
+		return nil
+	})
 }
 
 func closeAll(keys []platform.Authenticator) {

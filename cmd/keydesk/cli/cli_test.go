@@ -7,11 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/softkey"
@@ -32,7 +35,12 @@ func run(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := Run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
-	r := result{stdout: out.String(), stderr: errb.String(), err: err}
+	return resultOf(t, args, out.String(), errb.String(), err)
+}
+
+func resultOf(t *testing.T, args []string, stdout, stderr string, err error) result {
+	t.Helper()
+	r := result{stdout: stdout, stderr: stderr, err: err}
 	if err != nil {
 		var ee *ExitError
 		if !errors.As(err, &ee) {
@@ -41,6 +49,76 @@ func run(t *testing.T, stdin string, args ...string) result {
 		r.code = ee.Code
 	}
 	return r
+}
+
+// syncBuffer is a buffer a command writes to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// started is a run of keydesk in the background.
+type started struct {
+	args           []string
+	stdout, stderr syncBuffer
+	done           chan error
+}
+
+// start runs keydesk with args in the background; the run is cancelled
+// when the test ends.
+func start(t *testing.T, ctx context.Context, stdin io.Reader, args ...string) *started {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	s := &started{args: args, done: make(chan error, 1)}
+	go func() { s.done <- Run(ctx, args, stdin, &s.stdout, &s.stderr) }()
+	return s
+}
+
+// waitTimeout bounds every wait for a background run, so that a hang
+// fails the test instead of blocking it.
+const waitTimeout = 20 * time.Second
+
+// wait waits for the run to end.
+func (s *started) wait(t *testing.T) result {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		return resultOf(t, s.args, s.stdout.String(), s.stderr.String(), err)
+	case <-time.After(waitTimeout):
+		t.Fatalf("keydesk %v did not end\nstderr: %s", s.args, s.stderr.String())
+		return result{}
+	}
+}
+
+// waitStderr waits until what the run printed on stderr satisfies ok.
+func (s *started) waitStderr(t *testing.T, what string, ok func(stderr string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !ok(s.stderr.String()) {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("keydesk %v ended (%v) before %s\nstderr: %s", s.args, err, what, s.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keydesk %v: no %s\nstderr: %s", s.args, what, s.stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // mustRun is run that fails the test on an error.
@@ -409,7 +487,8 @@ func TestCreds(t *testing.T) {
 		{
 			name: "ShouldDeleteCredential",
 			check: func(t *testing.T, k *softkeytest.Key, alice, bob string) {
-				mustRun(t, "1234\n", "creds", "delete", "--pin-stdin", toURL(t, alice))
+				// "--": a random ID may start with "-".
+				mustRun(t, "1234\n", "creds", "delete", "--pin-stdin", "--", toURL(t, alice))
 				// Its RP had only it: fido2-token finds nothing for the RP.
 				out, errOut, err := tool(t, "1234\n", "fido2-token", "-L", "-k", "example.com", k.Path)
 				if strings.Contains(out, alice) || (err != nil && !strings.Contains(errOut, "FIDO_ERR_NO_CREDENTIALS")) {
@@ -454,6 +533,136 @@ func TestCreds(t *testing.T) {
 			alice := makeCredential(t, k, "1234", "example.com", "alice")
 			bob := makeCredential(t, k, "1234", "example.org", "bob")
 			tt.check(t, k, alice, bob)
+		})
+	}
+}
+
+// residentKey is one line of "fido2-token -L -k RPID": the credential ID
+// and user ID in standard base64, and the display name, "(null)" when
+// there is none. fido2-token does not print the user name.
+type residentKey struct{ id, displayName, userID string }
+
+func residentKeys(t *testing.T, k *softkeytest.Key, rpID string) []residentKey {
+	t.Helper()
+	out := mustTool(t, "1234\n", "fido2-token", "-L", "-k", rpID, k.Path)
+	var rks []residentKey
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		// "00: ID DISPLAY NAME USERID TYPE PROTECTION"
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			t.Fatalf("fido2-token -L -k %s:\n%s", rpID, out)
+		}
+		rks = append(rks, residentKey{id: f[1], displayName: strings.Join(f[2:len(f)-3], " "), userID: f[len(f)-3]})
+	}
+	return rks
+}
+
+func TestCredsUpdate(t *testing.T) {
+	aliceID := base64.StdEncoding.EncodeToString([]byte("alice-handle"))
+	tests := []struct {
+		name            string
+		before          [][]string // creds update flags run first
+		flags           []string   // creds update flags; the ID is added after them
+		id              string     // the ID given; alice's when empty
+		stdin           string     // the PIN; "1234\n" when empty
+		wantCode        int
+		wantMsg         string
+		wantName        string // alice's user name afterwards
+		wantDisplayName string // and display name, as fido2-token prints it
+		likeDelete      bool   // fails as "creds delete" of the same ID does
+	}{
+		{
+			name: "ShouldUpdateDisplayNameOnly", flags: []string{"--display-name", "Alice Liddell"},
+			wantName: "alice", wantDisplayName: "Alice Liddell",
+		},
+		{
+			name: "ShouldUpdateNameOnlyAndKeepTheDisplayName", before: [][]string{{"--display-name", "Alice"}},
+			flags: []string{"--name", "alice@example.com"}, wantName: "alice@example.com", wantDisplayName: "Alice",
+		},
+		{
+			name: "ShouldUpdateBothNames", flags: []string{"--name", "liddell", "--display-name", "A. Liddell"},
+			wantName: "liddell", wantDisplayName: "A. Liddell",
+		},
+		{
+			name: "ShouldRemoveTheDisplayNameGivenEmpty", before: [][]string{{"--display-name", "Alice"}},
+			flags: []string{"--display-name", ""}, wantName: "alice", wantDisplayName: "(null)",
+		},
+		{
+			name: "ShouldRequireANameFlag", wantCode: ExitUsage, wantMsg: "give --name, --display-name or both",
+			wantName: "alice", wantDisplayName: "(null)",
+		},
+		{
+			name: "ShouldRejectBadCredentialID", flags: []string{"--name", "mallory"}, id: "not*base64",
+			wantCode: ExitUsage, wantMsg: "not base64url", wantName: "alice", wantDisplayName: "(null)",
+		},
+		{
+			name: "ShouldReportUnknownCredentialAsDeleteDoes", flags: []string{"--name", "mallory"}, id: "AAAA",
+			wantCode: ExitOther, wantMsg: "no matching credential", wantName: "alice", wantDisplayName: "(null)",
+			likeDelete: true,
+		},
+		{
+			name: "ShouldReportWrongPIN", flags: []string{"--name", "mallory"}, stdin: "0000\n",
+			wantCode: ExitPIN, wantMsg: "Wrong PIN. 7 attempts left", wantName: "alice", wantDisplayName: "(null)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := serveKeys(t, 1)[0]
+			mustTool(t, "1234\n1234\n", "fido2-token", "-S", k.Path)
+			alice := makeCredential(t, k, "1234", "example.com", "alice")
+			bob := makeCredential(t, k, "1234", "example.com", "bob")
+			for _, flags := range tt.before {
+				mustRun(t, "1234\n", append([]string{"creds", "update", "--pin-stdin"}, append(flags, "--", toURL(t, alice))...)...)
+			}
+			id, stdin := tt.id, tt.stdin
+			if id == "" {
+				id = toURL(t, alice)
+			}
+			if stdin == "" {
+				stdin = "1234\n"
+			}
+			// "--": a random ID may start with "-".
+			r := run(t, stdin, append([]string{"creds", "update", "--pin-stdin"}, append(tt.flags, "--", id)...)...)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %v\nstderr: %s", r.code, tt.wantCode, r.err, r.stderr)
+			}
+			if tt.wantMsg != "" && !strings.Contains(r.err.Error(), tt.wantMsg) {
+				t.Errorf("error %v, want %q", r.err, tt.wantMsg)
+			}
+			if tt.likeDelete {
+				if d := run(t, stdin, "creds", "delete", "--pin-stdin", "--", id); d.code != r.code || d.err.Error() != r.err.Error() {
+					t.Errorf("creds delete: exit %d: %v; creds update: exit %d: %v", d.code, d.err, r.code, r.err)
+				}
+			}
+			if tt.wantCode == ExitOK && strings.TrimSpace(r.stdout) != "Credential updated." {
+				t.Errorf("stdout %q", r.stdout)
+			}
+			// fido2-token sees the display name, and the user IDs unchanged.
+			rks := map[string]residentKey{}
+			for _, rk := range residentKeys(t, k, "example.com") {
+				rks[rk.id] = rk
+			}
+			if got := rks[alice]; got.displayName != tt.wantDisplayName || got.userID != aliceID {
+				t.Errorf("fido2-token sees alice as %+v, want display name %q and user ID %s", got, tt.wantDisplayName, aliceID)
+			}
+			wantBob := residentKey{id: bob, displayName: "(null)", userID: base64.StdEncoding.EncodeToString([]byte("bob-handle"))}
+			if got := rks[bob]; got != wantBob {
+				t.Errorf("bob changed: %+v", got)
+			}
+			// The user name only keydesk's list shows.
+			var got credentialsJSON
+			out := mustRun(t, "1234\n", "creds", "list", "--pin-stdin", "--json")
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for _, c := range got.Credentials {
+				if c.ID == toURL(t, alice) && c.UserName != tt.wantName {
+					t.Errorf("alice's user name %q, want %q", c.UserName, tt.wantName)
+				}
+				if c.ID == toURL(t, bob) && c.UserName != "bob" {
+					t.Errorf("bob's user name %q", c.UserName)
+				}
+			}
 		})
 	}
 }

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/softkey"
@@ -61,7 +64,8 @@ func TestFingerprints(t *testing.T) {
 			name: "ShouldRenameFingerprint",
 			check: func(t *testing.T, k *softkeytest.Key) {
 				id := strings.TrimSpace(mustRun(t, "1234\n", "fingerprints", "add", "--pin-stdin"))
-				mustRun(t, "1234\n", "fingerprints", "rename", "--pin-stdin", id, "index")
+				// "--": a random ID may start with "-".
+				mustRun(t, "1234\n", "fingerprints", "rename", "--pin-stdin", "--", id, "index")
 				if fps := listFingerprints(t); len(fps) != 1 || fps[0].Name != "index" {
 					t.Fatalf("fingerprints %+v", fps)
 				}
@@ -71,7 +75,7 @@ func TestFingerprints(t *testing.T) {
 			name: "ShouldDeleteFingerprint",
 			check: func(t *testing.T, k *softkeytest.Key) {
 				id := strings.TrimSpace(mustRun(t, "1234\n", "fingerprints", "add", "--pin-stdin"))
-				mustRun(t, "1234\n", "fingerprints", "delete", "--pin-stdin", id)
+				mustRun(t, "1234\n", "fingerprints", "delete", "--pin-stdin", "--", id)
 				if fps := listFingerprints(t); len(fps) != 0 {
 					t.Fatalf("fingerprints %+v", fps)
 				}
@@ -226,6 +230,97 @@ func TestReset(t *testing.T) {
 			}
 			if tt.wantCode == ExitOK && !strings.Contains(r.stderr, "Touch your security key") {
 				t.Errorf("no touch prompt on stderr:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// testClock is a software key's clock that a test moves forward.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestResetTooLongAfterPlugIn resets a key plugged in more than ten
+// seconds ago, which CTAP refuses until the key is plugged in again.
+func TestResetTooLongAfterPlugIn(t *testing.T) {
+	const (
+		unplug = "Unplug the key and plug it back in…"
+		touch  = "Touch your security key…"
+	)
+	tests := []struct {
+		name string
+		// then runs once keydesk asked for the key to be plugged in again.
+		then     func(t *testing.T, sk *softkeytest.Key, sig *softkey.Signal, s *started, cancel context.CancelFunc)
+		wantCode int
+		wantPIN  bool // the PIN is still set afterwards
+	}{
+		{
+			name: "ShouldResetOnATouchAfterTheKeyIsPluggedInAgain",
+			then: func(t *testing.T, sk *softkeytest.Key, sig *softkey.Signal, s *started, _ context.CancelFunc) {
+				sk.Stop() // unplugged: the path goes away
+				sk.Authenticator.PowerCycle()
+				waiting := sig.Waiting()
+				time.Sleep(500 * time.Millisecond) // out for a moment: keydesk looks for the key every 200 ms
+				if again := softkeytest.ServeAuthenticator(t, sk.Authenticator); again.Path != sk.Path {
+					t.Fatalf("plugged back in at %s, not %s", again.Path, sk.Path)
+				}
+				select {
+				case <-waiting:
+				case <-time.After(waitTimeout):
+					t.Fatalf("the key plugged in again was not asked for a touch\nstderr: %s", s.stderr.String())
+				}
+				s.waitStderr(t, "touch prompt after the re-plug prompt", func(stderr string) bool {
+					i := strings.Index(stderr, unplug)
+					return i >= 0 && strings.Contains(stderr[i:], touch)
+				})
+				if sig.Touch() != 1 {
+					t.Fatal("nothing waited for the touch")
+				}
+			},
+		},
+		{
+			name: "ShouldExitCancelledOnCtrlCWhileWaitingForTheKey", wantCode: ExitCancelled, wantPIN: true,
+			then: func(t *testing.T, _ *softkeytest.Key, _ *softkey.Signal, _ *started, cancel context.CancelFunc) {
+				cancel()
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &testClock{now: time.Now()}
+			sig := softkey.NewSignal(waitTimeout)
+			sk := softkeytest.Serve(t, softkey.Config{Presence: sig, Now: clock.Now})
+			t.Setenv(platform.ExtraDevicesEnv, sk.Path)
+			mustTool(t, "1234\n1234\n", "fido2-token", "-S", sk.Path)
+			clock.Advance(11 * time.Second)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s := start(t, ctx, strings.NewReader(""), "reset", "--yes")
+			s.waitStderr(t, "re-plug prompt", func(stderr string) bool { return strings.Contains(stderr, unplug) })
+			tt.then(t, sk, sig, s, cancel)
+			r := s.wait(t)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %v\nstderr: %s", r.code, tt.wantCode, r.err, r.stderr)
+			}
+			if tt.wantCode == ExitOK && strings.TrimSpace(r.stdout) != "Key reset." {
+				t.Errorf("stdout %q", r.stdout)
+			}
+			if got := infoOf(t); got.PINSet != tt.wantPIN {
+				t.Fatalf("pinSet %v after reset, want %v", got.PINSet, tt.wantPIN)
 			}
 		})
 	}

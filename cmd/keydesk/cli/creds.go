@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
-	"fmt"
-	"strings"
+	"flag"
+
+	"github.com/keydesk/keydesk/platform"
 )
 
 // credentialJSON is one discoverable credential in the output of
@@ -29,65 +31,84 @@ func (e *env) creds(ctx context.Context, args []string) error {
 	return e.sub("creds", args, map[string]func([]string) error{
 		"list":   func(a []string) error { return e.credsList(ctx, a) },
 		"delete": func(a []string) error { return e.credsDelete(ctx, a) },
+		"update": func(a []string) error { return e.credsUpdate(ctx, a) },
 	})
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func (e *env) credsList(ctx context.Context, args []string) error {
-	f := e.newFlags("creds list", true, true, true)
-	if _, err := f.parse(args, 0); err != nil {
-		return err
-	}
-	key, pin, err := e.keyAndPIN(ctx, f)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	rps, err := key.Credentials(ctx, pin)
-	if err != nil {
-		return err
-	}
-	out := credentialsJSON{Credentials: []credentialJSON{}}
-	for _, rp := range rps {
-		for _, c := range rp.Credentials {
-			out.Credentials = append(out.Credentials, credentialJSON{
-				RPID: rp.ID, RPName: rp.Name, ID: b64(c.ID), UserID: b64(c.User.ID),
-				UserName: c.User.Name, UserDisplayName: c.User.DisplayName, Protection: c.Protection,
-			})
-		}
-	}
-	if f.json {
-		return writeJSON(e.stdout, out)
-	}
-	if len(out.Credentials) == 0 {
-		fmt.Fprintln(e.stdout, "No discoverable credentials on the key.")
-		return nil
-	}
-	for _, c := range out.Credentials {
-		fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\n", c.RPID, c.ID, c.UserName, c.UserDisplayName)
-	}
-	return nil
+	return e.listPIN(ctx, "creds list", args, "No discoverable credentials on the key.",
+		func(key platform.Authenticator, pin string) (any, [][]string, error) {
+			rps, err := key.Credentials(ctx, pin)
+			if err != nil {
+				return nil, nil, err
+			}
+			out := credentialsJSON{Credentials: []credentialJSON{}}
+			var rows [][]string
+			for _, rp := range rps {
+				for _, c := range rp.Credentials {
+					j := credentialJSON{
+						RPID: rp.ID, RPName: rp.Name, ID: b64(c.ID), UserID: b64(c.User.ID),
+						UserName: c.User.Name, UserDisplayName: c.User.DisplayName, Protection: c.Protection,
+					}
+					out.Credentials = append(out.Credentials, j)
+					rows = append(rows, []string{j.RPID, j.ID, j.UserName, j.UserDisplayName})
+				}
+			}
+			return out, rows, nil
+		})
 }
 
 func (e *env) credsDelete(ctx context.Context, args []string) error {
 	f := e.newFlags("creds delete", false, true, true)
-	pos, err := f.parse(args, 1)
+	id, _, err := f.parseWithID(args, 1, "credential", "creds list")
 	if err != nil {
 		return err
 	}
-	id, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(pos[0], "="))
-	if err != nil || len(id) == 0 {
-		return usageError("credential ID %q is not base64url (as keydesk creds list prints it)", pos[0])
-	}
-	key, pin, err := e.keyAndPIN(ctx, f)
+	return e.withKeyAndPIN(ctx, f, func(key platform.Authenticator, pin string) error {
+		return e.done(key.DeleteCredential(ctx, pin, id), "Credential deleted.")
+	})
+}
+
+// credsUpdate changes the user name and/or display name of a credential.
+// The user is read from the key first, so that the user ID and the name
+// not given stay as they are.
+func (e *env) credsUpdate(ctx context.Context, args []string) error {
+	f := e.newFlags("creds update", false, true, true)
+	var name, displayName string
+	f.StringVar(&name, "name", "", `the new user name ("" removes it)`)
+	f.StringVar(&displayName, "display-name", "", `the new user display name ("" removes it)`)
+	id, _, err := f.parseWithID(args, 1, "credential", "creds list")
 	if err != nil {
 		return err
 	}
-	defer key.Close()
-	if err := key.DeleteCredential(ctx, pin, id); err != nil {
-		return err
+	given := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	if !given["name"] && !given["display-name"] {
+		f.Usage()
+		return usageError("creds update: give --name, --display-name or both")
 	}
-	fmt.Fprintln(e.stdout, "Credential deleted.")
-	return nil
+	return e.withKeyAndPIN(ctx, f, func(key platform.Authenticator, pin string) error {
+		rps, err := key.Credentials(ctx, pin)
+		if err != nil {
+			return err
+		}
+		for _, rp := range rps {
+			for _, c := range rp.Credentials {
+				if !bytes.Equal(c.ID, id) {
+					continue
+				}
+				user := c.User
+				if given["name"] {
+					user.Name = name
+				}
+				if given["display-name"] {
+					user.DisplayName = displayName
+				}
+				return e.done(key.UpdateUser(ctx, pin, id, user), "Credential updated.")
+			}
+		}
+		return &platform.Error{Op: "update credential user", Kind: platform.ErrNoCredentials, RetriesLeft: -1}
+	})
 }

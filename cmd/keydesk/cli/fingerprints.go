@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
-	"strings"
 
 	"github.com/keydesk/keydesk/platform"
 )
@@ -30,44 +28,22 @@ func (e *env) fingerprints(ctx context.Context, args []string) error {
 	})
 }
 
-// templateID decodes a template ID as "keydesk fingerprints list" prints it.
-func templateID(s string) ([]byte, error) {
-	id, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-	if err != nil || len(id) == 0 {
-		return nil, usageError("template ID %q is not base64url (as keydesk fingerprints list prints it)", s)
-	}
-	return id, nil
-}
-
 func (e *env) fingerprintsList(ctx context.Context, args []string) error {
-	f := e.newFlags("fingerprints list", true, true, true)
-	if _, err := f.parse(args, 0); err != nil {
-		return err
-	}
-	key, pin, err := e.keyAndPIN(ctx, f)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	fps, err := key.Fingerprints(ctx, pin)
-	if err != nil {
-		return err
-	}
-	out := fingerprintsJSON{Fingerprints: []fingerprintJSON{}}
-	for _, fp := range fps {
-		out.Fingerprints = append(out.Fingerprints, fingerprintJSON{ID: b64(fp.ID), Name: fp.Name})
-	}
-	if f.json {
-		return writeJSON(e.stdout, out)
-	}
-	if len(out.Fingerprints) == 0 {
-		fmt.Fprintln(e.stdout, "No fingerprints enrolled on the key.")
-		return nil
-	}
-	for _, fp := range out.Fingerprints {
-		fmt.Fprintf(e.stdout, "%s\t%s\n", fp.ID, fp.Name)
-	}
-	return nil
+	return e.listPIN(ctx, "fingerprints list", args, "No fingerprints enrolled on the key.",
+		func(key platform.Authenticator, pin string) (any, [][]string, error) {
+			fps, err := key.Fingerprints(ctx, pin)
+			if err != nil {
+				return nil, nil, err
+			}
+			out := fingerprintsJSON{Fingerprints: []fingerprintJSON{}}
+			var rows [][]string
+			for _, fp := range fps {
+				j := fingerprintJSON{ID: b64(fp.ID), Name: fp.Name}
+				out.Fingerprints = append(out.Fingerprints, j)
+				rows = append(rows, []string{j.ID, j.Name})
+			}
+			return out, rows, nil
+		})
 }
 
 func (e *env) fingerprintsAdd(ctx context.Context, args []string) error {
@@ -77,70 +53,45 @@ func (e *env) fingerprintsAdd(ctx context.Context, args []string) error {
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	key, pin, err := e.keyAndPIN(ctx, f)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	// Each sample asks for a touch of the sensor.
-	ctx = platform.WithProgress(ctx, func(ev platform.ProgressEvent) {
-		switch ev.Stage {
-		case platform.StageTouch:
-			fmt.Fprintln(e.stderr, "Touch the sensor")
-		case platform.StageSample:
-			if ev.Remaining > 0 {
-				fmt.Fprintf(e.stderr, "Touch the sensor (%d more)\n", ev.Remaining)
+	return e.withKeyAndPIN(ctx, f, func(key platform.Authenticator, pin string) error {
+		// Each sample asks for a touch of the sensor.
+		ctx := platform.WithProgress(ctx, func(ev platform.ProgressEvent) {
+			switch ev.Stage {
+			case platform.StageTouch:
+				fmt.Fprintln(e.stderr, "Touch the sensor")
+			case platform.StageSample:
+				if ev.Remaining > 0 {
+					fmt.Fprintf(e.stderr, "Touch the sensor (%d more)\n", ev.Remaining)
+				}
 			}
+		})
+		fp, err := key.EnrollFingerprint(ctx, pin, name)
+		if err != nil {
+			return err
 		}
+		fmt.Fprintln(e.stdout, b64(fp.ID))
+		return nil
 	})
-	fp, err := key.EnrollFingerprint(ctx, pin, name)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, b64(fp.ID))
-	return nil
 }
 
 func (e *env) fingerprintsRename(ctx context.Context, args []string) error {
 	f := e.newFlags("fingerprints rename", false, true, true)
-	pos, err := f.parse(args, 2)
+	id, pos, err := f.parseWithID(args, 2, "template", "fingerprints list")
 	if err != nil {
 		return err
 	}
-	id, err := templateID(pos[0])
-	if err != nil {
-		return err
-	}
-	key, pin, err := e.keyAndPIN(ctx, f)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	if err := key.RenameFingerprint(ctx, pin, id, pos[1]); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, "Fingerprint renamed.")
-	return nil
+	return e.withKeyAndPIN(ctx, f, func(key platform.Authenticator, pin string) error {
+		return e.done(key.RenameFingerprint(ctx, pin, id, pos[1]), "Fingerprint renamed.")
+	})
 }
 
 func (e *env) fingerprintsDelete(ctx context.Context, args []string) error {
 	f := e.newFlags("fingerprints delete", false, true, true)
-	pos, err := f.parse(args, 1)
+	id, _, err := f.parseWithID(args, 1, "template", "fingerprints list")
 	if err != nil {
 		return err
 	}
-	id, err := templateID(pos[0])
-	if err != nil {
-		return err
-	}
-	key, pin, err := e.keyAndPIN(ctx, f)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	if err := key.DeleteFingerprint(ctx, pin, id); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, "Fingerprint deleted.")
-	return nil
+	return e.withKeyAndPIN(ctx, f, func(key platform.Authenticator, pin string) error {
+		return e.done(key.DeleteFingerprint(ctx, pin, id), "Fingerprint deleted.")
+	})
 }

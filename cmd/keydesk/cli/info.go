@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,16 +48,22 @@ func (e *env) info(ctx context.Context, args []string) error {
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	key, err := e.openKey(ctx, f.device)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	info, err := key.Info(ctx)
-	if err != nil {
-		return err
-	}
-	d := key.Device()
+	return e.withKey(ctx, f, func(key platform.Authenticator) error {
+		info, err := key.Info(ctx)
+		if err != nil {
+			return err
+		}
+		out := newInfoJSON(key.Device(), info)
+		if f.json {
+			return writeJSON(e.stdout, out)
+		}
+		printInfo(e.stdout, out)
+		return nil
+	})
+}
+
+// newInfoJSON is what the key at d reports in info.
+func newInfoJSON(d platform.Device, info *platform.Info) infoJSON {
 	out := infoJSON{
 		Path: d.Path, Transport: string(d.Transport), Model: info.Model, AAGUID: hex.EncodeToString(info.AAGUID[:]),
 		Versions: orEmpty(info.Versions), Extensions: orEmpty(info.Extensions), Options: info.Options,
@@ -68,10 +75,11 @@ func (e *env) info(ctx context.Context, args []string) error {
 	if out.Options == nil {
 		out.Options = map[string]bool{}
 	}
-	if f.json {
-		return writeJSON(e.stdout, out)
-	}
-	w := e.stdout
+	return out
+}
+
+// printInfo prints info's text output.
+func printInfo(w io.Writer, out infoJSON) {
 	model := out.Model
 	if model == "" {
 		model = "unknown"
@@ -114,7 +122,6 @@ func (e *env) info(ctx context.Context, args []string) error {
 	fmt.Fprintf(w, "minimum PIN length: %d\n", minLen)
 	fmt.Fprintf(w, "force PIN change: %s\n", yesNo(out.ForcePINChange))
 	fmt.Fprintf(w, "enterprise attestation: %s\n", out.EnterpriseAttestation)
-	return nil
 }
 
 // algorithmName names a COSE algorithm identifier.

@@ -19,65 +19,43 @@ var errPINsDiffer = &ExitError{Code: ExitPIN, Err: errors.New("the new PINs do n
 
 func (e *env) pin(ctx context.Context, args []string) error {
 	return e.sub("pin", args, map[string]func([]string) error{
-		"set":    func(a []string) error { return e.pinSet(ctx, a) },
-		"change": func(a []string) error { return e.pinChange(ctx, a) },
+		"set":    func(a []string) error { return e.setPIN(ctx, false, a) },
+		"change": func(a []string) error { return e.setPIN(ctx, true, a) },
 	})
 }
 
-func (e *env) pinSet(ctx context.Context, args []string) error {
-	f := e.newFlags("pin set", false, true, true)
+// setPIN runs "pin set", or with change "pin change", which first reads
+// the current PIN. The new PIN is read twice.
+func (e *env) setPIN(ctx context.Context, change bool, args []string) error {
+	name := "pin set"
+	if change {
+		name = "pin change"
+	}
+	f := e.newFlags(name, false, true, true)
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	key, err := e.openKey(ctx, f.device)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	r, err := e.pinReader(ctx, f.pinStdin)
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	pin, err := r.newPIN()
-	if err != nil {
-		return err
-	}
-	if err := key.SetPIN(ctx, pin); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, "PIN set.")
-	return nil
-}
-
-func (e *env) pinChange(ctx context.Context, args []string) error {
-	f := e.newFlags("pin change", false, true, true)
-	if _, err := f.parse(args, 0); err != nil {
-		return err
-	}
-	key, err := e.openKey(ctx, f.device)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	r, err := e.pinReader(ctx, f.pinStdin)
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	old, err := r.read("Current PIN: ")
-	if err != nil {
-		return err
-	}
-	pin, err := r.newPIN()
-	if err != nil {
-		return err
-	}
-	if err := key.ChangePIN(ctx, old, pin); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, "PIN changed.")
-	return nil
+	return e.withKey(ctx, f, func(key platform.Authenticator) error {
+		r, err := e.pinReader(ctx, f.pinStdin)
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		var old string
+		if change {
+			if old, err = r.read("Current PIN: "); err != nil {
+				return err
+			}
+		}
+		pin, err := r.newPIN()
+		if err != nil {
+			return err
+		}
+		if change {
+			return e.done(key.ChangePIN(ctx, old, pin), "PIN changed.")
+		}
+		return e.done(key.SetPIN(ctx, pin), "PIN set.")
+	})
 }
 
 // pinReader reads PINs: from standard input one a line (--pin-stdin), or
@@ -130,6 +108,10 @@ func (r *pinReader) read(prompt string) (string, error) {
 	}
 	fd := int(r.tty.Fd())
 	state, _ := term.GetState(fd)
+	if state != nil {
+		defer term.Restore(fd, state)
+		echoOff(fd)
+	}
 	fmt.Fprint(r.prompt, prompt)
 	type read struct {
 		b   []byte
@@ -142,11 +124,8 @@ func (r *pinReader) read(prompt string) (string, error) {
 	}()
 	select {
 	case <-r.ctx.Done():
-		// Ctrl-C: the read cannot be interrupted, so put the echo back
-		// here; the command ends and the reader with it.
-		if state != nil {
-			term.Restore(fd, state)
-		}
+		// Ctrl-C: the read cannot be interrupted; the deferred restore
+		// puts the echo back, and the command ends with the reader.
 		fmt.Fprintln(r.prompt)
 		return "", &platform.Error{Op: "read the PIN", Kind: platform.ErrCancelled, RetriesLeft: -1, Err: r.ctx.Err()}
 	case res := <-done:

@@ -31,22 +31,8 @@ func (e *env) reset(ctx context.Context, args []string) error {
 			return errNotConfirmed
 		}
 	}
-	key, err := e.openKey(ctx, f.device)
-	if err != nil {
-		return err
-	}
-	defer key.Close()
-	ctx = platform.WithProgress(ctx, func(ev platform.ProgressEvent) {
-		switch ev.Stage {
-		case platform.StageReinsert:
-			fmt.Fprintln(e.stderr, "Unplug the key and plug it back in…")
-		case platform.StageTouch:
-			fmt.Fprintln(e.stderr, "Touch your security key…")
-		}
+	// Run's progress prints the touch and re-plug prompts.
+	return e.withKey(ctx, f, func(key platform.Authenticator) error {
+		return e.done(key.Reset(ctx), "Key reset.")
 	})
-	if err := key.Reset(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, "Key reset.")
-	return nil
 }
