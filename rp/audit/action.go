@@ -1,0 +1,118 @@
+package audit
+
+// Action names the kind of state change an entry records. The values are
+// stable strings ("noun.verb") because they are stored and exported;
+// renaming one would make old entries unknown to [Verify].
+type Action string
+
+// The state changes the relying party records. Each is written after the
+// change is committed, by whoever made it.
+const (
+	// ActionUserCreated: an admin (or bootstrap) created a user account.
+	ActionUserCreated Action = "user.created"
+	// ActionUserDisabled: an admin disabled a user account.
+	ActionUserDisabled Action = "user.disabled"
+	// ActionRoleChanged: an admin changed a user's role; Details carry the
+	// old and new role.
+	ActionRoleChanged Action = "role.changed"
+	// ActionPolicyChanged: an admin changed the registration policy
+	// (AAGUID lists, attestation, user verification, resident keys).
+	ActionPolicyChanged Action = "policy.changed"
+	// ActionCredentialRegistered: a registration ceremony finished and a
+	// credential was stored.
+	ActionCredentialRegistered Action = "credential.registered"
+	// ActionCredentialRenamed: a credential's nickname changed.
+	ActionCredentialRenamed Action = "credential.renamed"
+	// ActionCredentialRevoked: a credential was revoked, by its owner or by
+	// helpdesk, with a reason.
+	ActionCredentialRevoked Action = "credential.revoked"
+	// ActionCounterRegressed: an assertion's signature counter went
+	// backwards, a sign of a cloned authenticator.
+	ActionCounterRegressed Action = "credential.counter_regressed"
+	// ActionLoginSucceeded: a login ceremony finished and a session began.
+	ActionLoginSucceeded Action = "login.succeeded"
+	// ActionLoginFailed: a login ceremony was refused.
+	ActionLoginFailed Action = "login.failed"
+	// ActionGrantIssued: helpdesk or an admin issued an enrollment grant
+	// for a user. The grant itself is never recorded.
+	ActionGrantIssued Action = "grant.issued"
+	// ActionGrantRedeemed: an enrollment grant was redeemed for a
+	// registration-only session.
+	ActionGrantRedeemed Action = "grant.redeemed"
+	// ActionRecoveryRequested: a user started account recovery.
+	ActionRecoveryRequested Action = "recovery.requested"
+	// ActionRecoveryApproved: the recovery step-up succeeded, or helpdesk
+	// approved an assisted recovery.
+	ActionRecoveryApproved Action = "recovery.approved"
+	// ActionRecoveryRedeemed: an approved recovery was used to register a
+	// new credential.
+	ActionRecoveryRedeemed Action = "recovery.redeemed"
+	// ActionRecoveryFailed: a recovery attempt was refused or expired.
+	ActionRecoveryFailed Action = "recovery.failed"
+)
+
+var actions = []Action{
+	ActionUserCreated,
+	ActionUserDisabled,
+	ActionRoleChanged,
+	ActionPolicyChanged,
+	ActionCredentialRegistered,
+	ActionCredentialRenamed,
+	ActionCredentialRevoked,
+	ActionCounterRegressed,
+	ActionLoginSucceeded,
+	ActionLoginFailed,
+	ActionGrantIssued,
+	ActionGrantRedeemed,
+	ActionRecoveryRequested,
+	ActionRecoveryApproved,
+	ActionRecoveryRedeemed,
+	ActionRecoveryFailed,
+}
+
+// Actions returns every known Action, so that metrics and UIs can list
+// them without repeating the constants. The slice is the caller's.
+func Actions() []Action {
+	return append([]Action(nil), actions...)
+}
+
+// Known reports whether a is one of the Action constants; [Chain.Next]
+// and [Verify] refuse any other.
+func (a Action) Known() bool {
+	for _, k := range actions {
+		if a == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Role says in which capacity the actor acted, so that a reader can tell
+// a user's own change from one made for them.
+type Role string
+
+// The roles an actor can act in.
+const (
+	// RoleUser: a signed-in user acting on their own account.
+	RoleUser Role = "user"
+	// RoleHelpdesk: helpdesk staff acting for a user.
+	RoleHelpdesk Role = "helpdesk"
+	// RoleAdmin: an administrator.
+	RoleAdmin Role = "admin"
+	// RoleSystem: the server itself, such as bootstrap-admin or an expiry.
+	RoleSystem Role = "system"
+	// RoleAnonymous: a caller not signed in, such as a failed login or a
+	// recovery request; Actor is then the claimed user name, or
+	// "anonymous" when there is none.
+	RoleAnonymous Role = "anonymous"
+)
+
+// Known reports whether r is one of the Role constants; [Chain.Next] and
+// [Verify] refuse any other.
+func (r Role) Known() bool {
+	switch r {
+	case RoleUser, RoleHelpdesk, RoleAdmin, RoleSystem, RoleAnonymous:
+		return true
+	}
+	return false
+}
