@@ -11,7 +11,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # System packages needed to build and test (extend here).
 DEB_PACKAGES  ?= libfido2-dev fido2-tools pkg-config gcc libc6-dev \
-                 libgl1-mesa-dev xorg-dev xvfb
+                 libgl1-mesa-dev xorg-dev xvfb postgresql
 BREW_PACKAGES ?= libfido2
 
 # The virtual-HID LD_PRELOAD shim (Linux only).
