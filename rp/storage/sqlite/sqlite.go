@@ -1,0 +1,109 @@
+// Package sqlite opens the reference RP's store in a SQLite file: the
+// embedded default, a single process's database needing no server. It
+// uses modernc.org/sqlite, a pure-Go SQLite, so that the RP builds
+// without cgo and cross-compiles.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/keydesk/keydesk/rp/storage"
+	"github.com/keydesk/keydesk/rp/storage/sqlstore"
+)
+
+// busyTimeoutMillis is how long a connection waits for another's write
+// lock (another process on the same file; within one process writers
+// queue in sqlstore) before failing with SQLITE_BUSY.
+const busyTimeoutMillis = 10000
+
+// Open opens, creating it if needed, the SQLite database at path and
+// migrates it. A new file is readable by its owner only (0600); its WAL
+// and shared-memory files get the same mode from SQLite. The database runs
+// in WAL mode, so that reads proceed while a write is in progress, with
+// foreign keys enforced; write transactions take the write lock when
+// they begin (BEGIN IMMEDIATE) and run one at a time.
+func Open(ctx context.Context, path string) (storage.Store, error) {
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("sqlite: open: want a file path, not %q: an in-memory database is not shared between connections", path)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// Connections are cheap but each re-runs the pragmas: keep enough
+	// idle for concurrent readers.
+	db.SetMaxIdleConns(16)
+	s, err := sqlstore.New(ctx, db, Dialect)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// dsn is modernc.org/sqlite's data source name for the file at path.
+func dsn(path string) string {
+	q := url.Values{}
+	// busy_timeout goes first (the driver runs it before the others), so
+	// that switching to WAL waits for a connection opening at the same
+	// moment instead of failing.
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMillis))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	return fileURI(path) + "?" + q.Encode()
+}
+
+// fileURI is path as a SQLite file: URI, so that a path holding '?', '#'
+// or '%' is not read as parameters: SQLite decodes the escaped path. A
+// Windows path with a drive letter becomes file:/C:/..., which SQLite
+// reads back as C:/...
+func fileURI(path string) string {
+	p := filepath.ToSlash(path)
+	if filepath.VolumeName(path) != "" && !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return "file:" + (&url.URL{Path: p}).EscapedPath()
+}
+
+// Dialect is SQLite's sqlstore.Dialect: writes are serialized by BEGIN
+// IMMEDIATE (the _txlock DSN option), so nothing is ever rolled back for a
+// concurrent transaction and there are no row locks to take.
+var Dialect = sqlstore.Dialect{
+	Name:             "sqlite",
+	Blob:             "BLOB",
+	NumberedQuestion: true,
+	SerializeWrites:  true,
+	Retryable:        func(error) bool { return false },
+	UniqueViolation: func(err error) bool {
+		c := code(err)
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	},
+	ForeignKeyViolation: func(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY },
+}
+
+// code is the extended result code of a SQLite error, or 0.
+func code(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}

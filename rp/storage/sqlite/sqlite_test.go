@@ -1,0 +1,121 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keydesk/keydesk/rp/storage"
+	"github.com/keydesk/keydesk/rp/storage/storagetest"
+)
+
+// newDatabase returns the path of a database file that does not exist
+// yet, in a directory removed when t ends.
+func newDatabase(t *testing.T) string {
+	return filepath.Join(t.TempDir(), "keydesk.db")
+}
+
+func TestStore(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		s, err := Open(t.Context(), newDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestInstances(t *testing.T) {
+	storagetest.RunInstances(t, newDatabase, func(ctx context.Context, path string) (storage.Store, error) {
+		return Open(ctx, path)
+	})
+}
+
+func TestOpenCreatesAPrivateWALDatabase(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		file string
+	}{
+		{"PlainName", "keydesk.db"},
+		{"NameWithURICharacters", "a?b#c%d e.db"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), tt.file)
+			s, err := Open(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatalf("the database is not at its path: %v", err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o600 {
+				t.Errorf("mode %v, want 0600", perm)
+			}
+			// WAL mode is kept in the file.
+			db, err := sql.Open("sqlite", fileURI(path)+"?mode=ro")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var mode string
+			if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+				t.Fatal(err)
+			}
+			if mode != "wal" {
+				t.Errorf("journal_mode %q, want wal", mode)
+			}
+		})
+	}
+}
+
+func TestOpenRefusesWhatIsNotAFile(t *testing.T) {
+	for _, tt := range []struct {
+		name, path string
+	}{
+		{"Empty", ""},
+		{"Memory", ":memory:"},
+		{"MissingDirectory", filepath.Join(t.TempDir(), "missing", "keydesk.db")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if s, err := Open(t.Context(), tt.path); err == nil {
+				s.Close()
+				t.Errorf("Open(%q) succeeded", tt.path)
+			}
+		})
+	}
+}
+
+func TestFileURIEscapesWhatSQLiteWouldReadAsParameters(t *testing.T) {
+	for _, tt := range []struct{ path, want string }{
+		{"/var/lib/keydesk/rp.db", "file:/var/lib/keydesk/rp.db"},
+		{"relative/rp.db", "file:relative/rp.db"},
+		{"/tmp/a?b#c%d e.db", "file:/tmp/a%3Fb%23c%25d%20e.db"},
+	} {
+		if got := fileURI(tt.path); got != tt.want {
+			t.Errorf("fileURI(%q) = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestDSNSetsTheConnectionOptions(t *testing.T) {
+	got := dsn("/var/lib/keydesk/rp.db")
+	for _, want := range []string{
+		"file:/var/lib/keydesk/rp.db?",
+		"_pragma=busy_timeout%2810000%29",
+		"_pragma=journal_mode%28WAL%29",
+		"_pragma=foreign_keys%281%29",
+		"_txlock=immediate",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dsn = %s, want it to contain %s", got, want)
+		}
+	}
+}

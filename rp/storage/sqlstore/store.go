@@ -1,0 +1,347 @@
+// Package sqlstore implements storage.Store once over database/sql, for
+// every database a Dialect describes (SQLite and PostgreSQL), with one set
+// of embedded migrations.
+//
+// Queries are written for PostgreSQL and rewritten by the dialect. State
+// changes that check before they write are correct under concurrency at
+// PostgreSQL's READ COMMITTED: single-statement conditional updates
+// (UPDATE ... WHERE uses < max_uses), which re-check their condition on a
+// row another transaction changed; inserts that do nothing on a conflict
+// rather than fail; and, where a transaction reads rows to decide what to
+// write (the audit chain's head, a user's credentials), FOR UPDATE row
+// locks. SQLite runs one write transaction at a time. No expected outcome
+// (a conflict, a consumed ceremony) aborts a PostgreSQL transaction, so
+// the caller's transaction stays usable after one, as on SQLite.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/storage"
+)
+
+// maxAttempts bounds how often Tx runs f when the database rolls it back
+// for a concurrent transaction (a deadlock between row locks taken in
+// different orders, or a serialization failure).
+const maxAttempts = 5
+
+// Store is a storage.Store on a database/sql database.
+type Store struct {
+	db *sql.DB
+	d  *Dialect
+	q  *queries
+	// writeSlot holds one token: a Tx takes it for its whole life when
+	// the dialect serializes writes.
+	writeSlot chan struct{}
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New migrates db and returns a Store on it that owns db: Close closes
+// it. On error db is left open for the caller to close.
+func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
+	if err := d.validate(); err != nil {
+		return nil, err
+	}
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, d: &d, writeSlot: make(chan struct{}, 1)}
+	s.q = &queries{d: s.d}
+	if err := migrate(ctx, db, s.d, ms); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Tx runs f in a transaction and commits it when f returns nil. When the
+// database rolls the transaction back because of a concurrent one, it
+// runs f again, up to maxAttempts times. The storage.Tx given to f is for
+// f's goroutine only and must not be used after f returns. f may read
+// through the Store, which sees only what is committed, but must not call
+// Tx: a write transaction waiting for its own would wait until ctx ends.
+func (s *Store) Tx(ctx context.Context, f func(tx storage.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tryTx(ctx, f)
+		if err == nil || attempt == maxAttempts || !s.d.Retryable(err) {
+			return err
+		}
+		// Back off a little, at random, so that the transactions that
+		// collided do not collide again.
+		wait := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// tryTx runs f in one transaction.
+func (s *Store) tryTx(ctx context.Context, f func(tx storage.Tx) error) (err error) {
+	if s.d.SerializeWrites {
+		select {
+		case s.writeSlot <- struct{}{}:
+			defer func() { <-s.writeSlot }()
+		case <-ctx.Done():
+			return fmt.Errorf("sqlstore: begin: %w", ctx.Err())
+		}
+	}
+	sqlTx, err := s.db.BeginTx(ctx, &s.d.TxOptions)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			sqlTx.Rollback()
+		}
+	}()
+	if err := f(&tx{ctx: ctx, tx: sqlTx, s: s}); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	committed = true
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlstore: ping %s: %w", s.d.Name, err)
+	}
+	// A query, not only a connection: the database may accept
+	// connections and still refuse work.
+	var one int
+	if err := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("sqlstore: ping %s: %w", s.d.Name, err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// querier is what reads need from *sql.DB and *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// UserByName finds a user by name, ignoring case.
+func (s *Store) UserByName(ctx context.Context, name string) (*storage.User, error) {
+	return userByName(ctx, s.db, s.q, name, false)
+}
+
+// UserByID finds a user by WebAuthn user handle.
+func (s *Store) UserByID(ctx context.Context, id []byte) (*storage.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, s.q.get(`SELECT `+userColumns+` FROM users WHERE id = $1`), id))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: user by ID: %w", err)
+	}
+	return u, nil
+}
+
+// SearchUsers lists, by name, at most limit users whose name or display
+// name contains q, ignoring case. A limit below 1 lists none.
+func (s *Store) SearchUsers(ctx context.Context, q string, limit int) ([]storage.User, error) {
+	if limit < 1 {
+		return nil, nil
+	}
+	pattern := "%" + escapeLike(strings.ToLower(q)) + "%"
+	rows, err := s.db.QueryContext(ctx, s.q.get(`SELECT `+userColumns+` FROM users
+		WHERE name LIKE $1 ESCAPE '\' OR search_name LIKE $1 ESCAPE '\'
+		ORDER BY name LIMIT $2`), pattern, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: search users: %w", err)
+	}
+	users, err := collect(rows, scanUser)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: search users: %w", err)
+	}
+	out := make([]storage.User, len(users))
+	for i, u := range users {
+		out[i] = *u
+	}
+	return out, nil
+}
+
+// escapeLike quotes LIKE's wildcards and its escape character in s.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// CountUsers counts every user, disabled ones included.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlstore: count users: %w", err)
+	}
+	return n, nil
+}
+
+// Credential finds a credential by ID.
+func (s *Store) Credential(ctx context.Context, id []byte) (*storage.Credential, error) {
+	return credential(ctx, s.db, s.q, id, false)
+}
+
+// Credentials lists a user's credentials, revoked ones included, oldest
+// first.
+func (s *Store) Credentials(ctx context.Context, userID []byte) ([]storage.Credential, error) {
+	return credentials(ctx, s.db, s.q, userID, false)
+}
+
+// CeremonyResult finds the answer a finished ceremony gave.
+func (s *Store) CeremonyResult(ctx context.Context, ceremonyID string) (*storage.CeremonyResult, error) {
+	r := storage.CeremonyResult{CeremonyID: ceremonyID}
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.q.get(`SELECT request_hash, result, created_at FROM ceremony_results WHERE ceremony_id = $1`),
+		ceremonyID).Scan(&r.RequestHash, &r.Result, &created)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: ceremony result: %w", notFound(err))
+	}
+	r.CreatedAt = fromMicros(created)
+	return &r, nil
+}
+
+// Session finds a session by its token hash: storage.ErrExpired once now
+// has reached its expiry.
+func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (*storage.Session, error) {
+	var (
+		ses              storage.Session
+		scope            string
+		created, expires int64
+		authTime         sql.NullInt64
+	)
+	err := s.db.QueryRowContext(ctx, s.q.get(`SELECT token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id
+		FROM sessions WHERE token_hash = $1`), tokenHash).
+		Scan(&ses.TokenHash, &ses.UserID, &scope, &created, &expires, &authTime, &ses.GrantID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: session: %w", notFound(err))
+	}
+	if !now.Before(fromMicros(expires)) {
+		return nil, fmt.Errorf("sqlstore: session: %w", storage.ErrExpired)
+	}
+	ses.Scope = storage.Scope(scope)
+	ses.CreatedAt, ses.ExpiresAt, ses.AuthTime = fromMicros(created), fromMicros(expires), fromNullMicros(authTime)
+	return &ses, nil
+}
+
+// Policy returns the stored policy, or the zero Policy when none was set.
+func (s *Store) Policy(ctx context.Context) (storage.Policy, error) {
+	var doc string
+	err := s.db.QueryRowContext(ctx, `SELECT document FROM policy WHERE id = 1`).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.Policy{}, nil
+	}
+	if err != nil {
+		return storage.Policy{}, fmt.Errorf("sqlstore: policy: %w", err)
+	}
+	var p storage.Policy
+	if err := json.Unmarshal([]byte(doc), &p); err != nil {
+		return storage.Policy{}, fmt.Errorf("sqlstore: policy: %w", err)
+	}
+	return p, nil
+}
+
+// Audit lists at most limit audit entries from fromSeq on, in order. A
+// limit below 1 lists none.
+func (s *Store) Audit(ctx context.Context, fromSeq uint64, limit int) ([]audit.Entry, error) {
+	if limit < 1 || fromSeq > math.MaxInt64 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.get(`SELECT `+auditColumns+` FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2`),
+		int64(fromSeq), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: audit: %w", err)
+	}
+	es, err := collect(rows, scanAudit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: audit: %w", err)
+	}
+	return es, nil
+}
+
+// AuditForUser lists at most limit of the newest entries whose actor or
+// subject is the user name (case-folded, as user names are stored),
+// newest first. A limit below 1 lists none.
+func (s *Store) AuditForUser(ctx context.Context, name string, limit int) ([]audit.Entry, error) {
+	if limit < 1 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.get(`SELECT `+auditColumns+` FROM audit
+		WHERE subject = $1 OR actor = $1 ORDER BY seq DESC LIMIT $2`), foldName(name), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: audit for user: %w", err)
+	}
+	es, err := collect(rows, scanAudit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: audit for user: %w", err)
+	}
+	return es, nil
+}
+
+// userByName finds a user by name in a query or transaction, locking the
+// row when lock is set.
+func userByName(ctx context.Context, db querier, q *queries, name string, lock bool) (*storage.User, error) {
+	query := `SELECT ` + userColumns + ` FROM users WHERE name = $1`
+	if lock {
+		query += `{{forUpdate}}`
+	}
+	u, err := scanUser(db.QueryRowContext(ctx, q.get(query), foldName(name)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: user by name: %w", err)
+	}
+	return u, nil
+}
+
+// credential finds a credential in a query or transaction, locking the
+// row when lock is set.
+func credential(ctx context.Context, db querier, q *queries, id []byte, lock bool) (*storage.Credential, error) {
+	query := `SELECT ` + credentialColumns + ` FROM credentials WHERE id = $1`
+	if lock {
+		query += `{{forUpdate}}`
+	}
+	c, err := scanCredential(db.QueryRowContext(ctx, q.get(query), id))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credential: %w", err)
+	}
+	return c, nil
+}
+
+// credentials lists a user's credentials in a query or transaction,
+// locking the rows, in the order listed, when lock is set.
+func credentials(ctx context.Context, db querier, q *queries, userID []byte, lock bool) ([]storage.Credential, error) {
+	query := `SELECT ` + credentialColumns + ` FROM credentials WHERE user_id = $1 ORDER BY created_at, id`
+	if lock {
+		query += `{{forUpdate}}`
+	}
+	rows, err := db.QueryContext(ctx, q.get(query), userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credentials: %w", err)
+	}
+	cs, err := collect(rows, scanCredential)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: credentials: %w", err)
+	}
+	out := make([]storage.Credential, len(cs))
+	for i, c := range cs {
+		out[i] = *c
+	}
+	return out, nil
+}
+
+// foldName is the stored form of a user name.
+func foldName(name string) string { return strings.ToLower(name) }

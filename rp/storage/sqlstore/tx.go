@@ -1,0 +1,532 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/storage"
+)
+
+// maxUserIDBytes is WebAuthn's limit on a user handle.
+const maxUserIDBytes = 64
+
+// tx is a storage.Tx on one database transaction.
+type tx struct {
+	ctx context.Context
+	tx  *sql.Tx
+	s   *Store
+}
+
+var _ storage.Tx = (*tx)(nil)
+
+// invalid is the error for input the store refuses before any query.
+func invalid(op, format string, args ...any) error {
+	return fmt.Errorf("sqlstore: %s: %s", op, fmt.Sprintf(format, args...))
+}
+
+// exec runs a statement and returns how many rows it changed.
+func (t *tx) exec(op, query string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(t.ctx, t.s.q.get(query), args...)
+	if err != nil {
+		return 0, t.wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	return n, nil
+}
+
+// wrap adds op to a database error, mapping the constraint violations
+// that checks before the statement should have prevented to the storage
+// sentinels.
+func (t *tx) wrap(op string, err error) error {
+	switch {
+	case t.s.d.UniqueViolation(err):
+		return fmt.Errorf("sqlstore: %s: %w (%w)", op, storage.ErrConflict, err)
+	case t.s.d.ForeignKeyViolation(err):
+		return fmt.Errorf("sqlstore: %s: %w (%w)", op, storage.ErrNotFound, err)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
+
+// exists reports whether query finds a row.
+func (t *tx) exists(op, query string, args ...any) (bool, error) {
+	var one int
+	err := t.tx.QueryRowContext(t.ctx, t.s.q.get(query), args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, t.wrap(op, err)
+	}
+	return true, nil
+}
+
+// userMustExist returns storage.ErrNotFound for an unknown user, before
+// an insert that refers to it: a foreign key violation would abort a
+// PostgreSQL transaction, and the caller may want to go on.
+func (t *tx) userMustExist(op string, id []byte) error {
+	ok, err := t.exists(op, `SELECT 1 FROM users WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("sqlstore: %s: user: %w", op, storage.ErrNotFound)
+	}
+	return nil
+}
+
+// CreateUser stores a new user with its name case-folded:
+// storage.ErrConflict if the name or ID is taken.
+func (t *tx) CreateUser(u storage.User) error {
+	const op = "create user"
+	name := foldName(u.Name)
+	switch {
+	case len(u.ID) == 0 || len(u.ID) > maxUserIDBytes:
+		return invalid(op, "user ID is %d bytes, want 1 to %d", len(u.ID), maxUserIDBytes)
+	case name == "":
+		return invalid(op, "empty user name")
+	}
+	roles, err := formatRoles(u.Roles)
+	if err != nil {
+		return invalid(op, "%v", err)
+	}
+	n, err := t.exec(op, `INSERT INTO users (id, name, display_name, search_name, roles, disabled, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+		u.ID, name, u.DisplayName, foldName(u.DisplayName), roles, u.Disabled, u.CreatedAt.UnixMicro())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: name or ID taken: %w", op, storage.ErrConflict)
+	}
+	return nil
+}
+
+// UserByName finds a user by name, ignoring case, and locks the row
+// until the transaction ends.
+func (t *tx) UserByName(name string) (*storage.User, error) {
+	return userByName(t.ctx, t.tx, t.s.q, name, true)
+}
+
+// SetUserRoles replaces a user's roles.
+func (t *tx) SetUserRoles(userID []byte, roles []storage.Role) error {
+	const op = "set user roles"
+	r, err := formatRoles(roles)
+	if err != nil {
+		return invalid(op, "%v", err)
+	}
+	return t.updateUser(op, `UPDATE users SET roles = $2 WHERE id = $1`, userID, r)
+}
+
+// SetUserDisabled disables or enables a user.
+func (t *tx) SetUserDisabled(userID []byte, disabled bool) error {
+	return t.updateUser("set user disabled", `UPDATE users SET disabled = $2 WHERE id = $1`, userID, disabled)
+}
+
+func (t *tx) updateUser(op, query string, args ...any) error {
+	n, err := t.exec(op, query, args...)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	}
+	return nil
+}
+
+// CreateCredential stores a new key: storage.ErrConflict if its ID
+// exists, storage.ErrNotFound if its user does not.
+func (t *tx) CreateCredential(c storage.Credential) error {
+	const op = "create credential"
+	switch {
+	case len(c.ID) == 0:
+		return invalid(op, "empty credential ID")
+	case len(c.UserID) == 0:
+		return invalid(op, "empty user ID")
+	}
+	if err := t.userMustExist(op, c.UserID); err != nil {
+		return err
+	}
+	n, err := t.exec(op, `INSERT INTO credentials (id, user_id, nickname, webauthn, aaguid, sign_count, attestation_type,
+			created_at, last_used_at, revoked_at, revoke_reason, provisioned_by, batch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
+		c.ID, c.UserID, c.Nickname, orNil(c.WebAuthn), orNil(c.AAGUID), int64(c.SignCount), c.AttestationType,
+		c.CreatedAt.UnixMicro(), nullMicros(c.LastUsedAt), nullMicros(c.RevokedAt), c.RevokeReason, c.ProvisionedBy, c.Batch)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: ID taken: %w", op, storage.ErrConflict)
+	}
+	return nil
+}
+
+// Credential finds a credential and locks its row until the transaction
+// ends.
+func (t *tx) Credential(id []byte) (*storage.Credential, error) {
+	return credential(t.ctx, t.tx, t.s.q, id, true)
+}
+
+// Credentials lists a user's credentials as Store.Credentials does and
+// locks their rows until the transaction ends, so that a decision made on
+// them (such as "not the last usable key") holds until commit: a racing
+// revocation waits, and then sees this transaction's changes.
+func (t *tx) Credentials(userID []byte) ([]storage.Credential, error) {
+	return credentials(t.ctx, t.tx, t.s.q, userID, true)
+}
+
+// RenameCredential sets a credential's nickname.
+func (t *tx) RenameCredential(id []byte, nickname string) error {
+	const op = "rename credential"
+	n, err := t.exec(op, `UPDATE credentials SET nickname = $2 WHERE id = $1`, id, nickname)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeCredential revokes a credential at the given time with a reason.
+// Revoking a revoked credential does nothing and succeeds: the first
+// revocation's time and reason stay.
+func (t *tx) RevokeCredential(id []byte, at time.Time, reason string) error {
+	const op = "revoke credential"
+	if at.IsZero() {
+		return invalid(op, "zero revocation time")
+	}
+	n, err := t.exec(op, `UPDATE credentials SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL`,
+		id, at.UnixMicro(), reason)
+	if err != nil || n > 0 {
+		return err
+	}
+	ok, err := t.exists(op, `SELECT 1 FROM credentials WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	}
+	return nil
+}
+
+// UpdateSignCount records a sign-in with an unrevoked credential whose
+// counter is still old: storage.ErrConflict if it is not (another sign-in
+// came first) or if the credential was revoked meanwhile.
+func (t *tx) UpdateSignCount(id []byte, old, new uint32, usedAt time.Time) error {
+	const op = "update sign count"
+	if usedAt.IsZero() {
+		return invalid(op, "zero time of use")
+	}
+	n, err := t.exec(op, `UPDATE credentials SET sign_count = $3, last_used_at = $4
+		WHERE id = $1 AND sign_count = $2 AND revoked_at IS NULL`,
+		id, int64(old), int64(new), usedAt.UnixMicro())
+	if err != nil || n > 0 {
+		return err
+	}
+	ok, err := t.exists(op, `SELECT 1 FROM credentials WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	}
+	return fmt.Errorf("sqlstore: %s: counter changed or credential revoked: %w", op, storage.ErrConflict)
+}
+
+// CreateCeremony stores a begun ceremony: storage.ErrConflict if its ID
+// exists, storage.ErrNotFound if it names an unknown user.
+func (t *tx) CreateCeremony(c storage.Ceremony) error {
+	const op = "create ceremony"
+	switch {
+	case c.ID == "":
+		return invalid(op, "empty ceremony ID")
+	case c.Kind != storage.CeremonyRegistration && c.Kind != storage.CeremonyLogin:
+		return invalid(op, "unknown kind %.32q", c.Kind)
+	}
+	if len(c.UserID) > 0 {
+		if err := t.userMustExist(op, c.UserID); err != nil {
+			return err
+		}
+	}
+	n, err := t.exec(op, `INSERT INTO ceremonies (id, kind, user_id, session_hash, session, nickname, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+		c.ID, string(c.Kind), orNil(c.UserID), orNil(c.SessionHash), orNil(c.Session), c.Nickname, c.ExpiresAt.UnixMicro())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: ID taken: %w", op, storage.ErrConflict)
+	}
+	return nil
+}
+
+// ConsumeCeremony takes an unexpired ceremony, once. The row stays,
+// marked consumed, until it expires, so that a second attempt is told
+// storage.ErrConsumed rather than storage.ErrNotFound and the result
+// saved for it (SaveCeremonyResult) has something to belong to.
+func (t *tx) ConsumeCeremony(id string, now time.Time) (*storage.Ceremony, error) {
+	const op = "consume ceremony"
+	c := storage.Ceremony{ID: id}
+	var (
+		kind    string
+		expires int64
+	)
+	// One statement that re-checks its condition on the row it waits
+	// for: of racing consumers, one updates and the rest find nothing.
+	err := t.tx.QueryRowContext(t.ctx, t.s.q.get(`UPDATE ceremonies SET consumed_at = $2
+		WHERE id = $1 AND consumed_at IS NULL AND expires_at > $2
+		RETURNING kind, user_id, session_hash, session, nickname, expires_at`), id, now.UnixMicro()).
+		Scan(&kind, &c.UserID, &c.SessionHash, &c.Session, &c.Nickname, &expires)
+	if err == nil {
+		c.Kind = storage.CeremonyKind(kind)
+		c.UserID, c.SessionHash, c.Session = orNil(c.UserID), orNil(c.SessionHash), orNil(c.Session)
+		c.ExpiresAt = fromMicros(expires)
+		return &c, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, t.wrap(op, err)
+	}
+	var consumed sql.NullInt64
+	err = t.tx.QueryRowContext(t.ctx, t.s.q.get(`SELECT consumed_at FROM ceremonies WHERE id = $1`), id).Scan(&consumed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	case err != nil:
+		return nil, t.wrap(op, err)
+	case consumed.Valid:
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConsumed)
+	}
+	return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrExpired)
+}
+
+// SaveCeremonyResult keeps a finished ceremony's answer:
+// storage.ErrConflict if one is kept already, storage.ErrNotFound if the
+// ceremony is unknown.
+func (t *tx) SaveCeremonyResult(r storage.CeremonyResult) error {
+	const op = "save ceremony result"
+	ok, err := t.exists(op, `SELECT 1 FROM ceremonies WHERE id = $1`, r.CeremonyID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("sqlstore: %s: ceremony: %w", op, storage.ErrNotFound)
+	}
+	// NOT NULL columns: nil is stored as empty and read back as nil.
+	n, err := t.exec(op, `INSERT INTO ceremony_results (ceremony_id, request_hash, result, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		r.CeremonyID, nonNil(r.RequestHash), nonNil(r.Result), r.CreatedAt.UnixMicro())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConflict)
+	}
+	return nil
+}
+
+// nonNil returns an empty slice for nil, for NOT NULL byte columns.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// DeleteExpired removes ceremonies (with their results), sessions and
+// grants whose expiry now has reached, and returns how many ceremonies,
+// sessions and grants it removed.
+func (t *tx) DeleteExpired(now time.Time) (int, error) {
+	const op = "delete expired"
+	at := now.UnixMicro()
+	if _, err := t.exec(op, `DELETE FROM ceremony_results
+		WHERE ceremony_id IN (SELECT id FROM ceremonies WHERE expires_at <= $1)`, at); err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, q := range []string{
+		`DELETE FROM ceremonies WHERE expires_at <= $1`,
+		`DELETE FROM sessions WHERE expires_at <= $1`,
+		`DELETE FROM grants WHERE expires_at <= $1`,
+	} {
+		n, err := t.exec(op, q, at)
+		if err != nil {
+			return 0, err
+		}
+		total += int(n)
+	}
+	return total, nil
+}
+
+// CreateSession stores a new session: storage.ErrConflict if its token
+// hash exists, storage.ErrNotFound if its user does not.
+func (t *tx) CreateSession(s storage.Session) error {
+	const op = "create session"
+	switch {
+	case len(s.TokenHash) == 0:
+		return invalid(op, "empty token hash")
+	case len(s.UserID) == 0:
+		return invalid(op, "empty user ID")
+	case s.Scope != storage.ScopeFull && s.Scope != storage.ScopeRegister && s.Scope != storage.ScopeRecovery:
+		return invalid(op, "unknown scope %.32q", s.Scope)
+	}
+	if err := t.userMustExist(op, s.UserID); err != nil {
+		return err
+	}
+	n, err := t.exec(op, `INSERT INTO sessions (token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+		s.TokenHash, s.UserID, string(s.Scope), s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro(), nullMicros(s.AuthTime), s.GrantID)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConflict)
+	}
+	return nil
+}
+
+// DeleteSession ends a session: storage.ErrNotFound if there is none.
+func (t *tx) DeleteSession(tokenHash []byte) error {
+	const op = "delete session"
+	n, err := t.exec(op, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	}
+	return nil
+}
+
+// CreateGrant stores a new grant: storage.ErrConflict if its ID or code
+// hash exists, storage.ErrNotFound if its user does not.
+func (t *tx) CreateGrant(g storage.Grant) error {
+	const op = "create grant"
+	switch {
+	case g.ID == "":
+		return invalid(op, "empty grant ID")
+	case len(g.UserID) == 0:
+		return invalid(op, "empty user ID")
+	case len(g.CodeHash) == 0:
+		return invalid(op, "empty code hash")
+	case g.Kind != storage.GrantEnrollment && g.Kind != storage.GrantRecovery:
+		return invalid(op, "unknown kind %.32q", g.Kind)
+	case g.MaxUses < 1:
+		return invalid(op, "MaxUses is %d, want at least 1", g.MaxUses)
+	case g.Uses < 0 || g.Uses > g.MaxUses:
+		return invalid(op, "Uses is %d, want 0 to MaxUses (%d)", g.Uses, g.MaxUses)
+	}
+	if err := t.userMustExist(op, g.UserID); err != nil {
+		return err
+	}
+	n, err := t.exec(op, `INSERT INTO grants (id, user_id, kind, code_hash, issued_by, created_at, expires_at, max_uses, uses, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+		g.ID, g.UserID, string(g.Kind), g.CodeHash, g.IssuedBy, g.CreatedAt.UnixMicro(), g.ExpiresAt.UnixMicro(),
+		g.MaxUses, g.Uses, nullMicros(g.RevokedAt))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlstore: %s: ID or code taken: %w", op, storage.ErrConflict)
+	}
+	return nil
+}
+
+// UseGrant counts one use of the grant with this code hash and returns
+// it as it is after the use: storage.ErrNotFound for no such grant,
+// storage.ErrExpired once now has reached its expiry, storage.ErrConsumed
+// when it has no use left or was revoked.
+func (t *tx) UseGrant(codeHash []byte, now time.Time) (*storage.Grant, error) {
+	const op = "use grant"
+	at := now.UnixMicro()
+	// One statement that re-checks its condition on the row it waits
+	// for, so that racing uses never exceed max_uses.
+	g, err := scanGrant(t.tx.QueryRowContext(t.ctx, t.s.q.get(`UPDATE grants SET uses = uses + 1
+		WHERE code_hash = $1 AND uses < max_uses AND expires_at > $2 AND revoked_at IS NULL
+		RETURNING `+grantColumns), codeHash, at))
+	if err == nil {
+		return g, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return nil, t.wrap(op, err)
+	}
+	var expires int64
+	err = t.tx.QueryRowContext(t.ctx, t.s.q.get(`SELECT expires_at FROM grants WHERE code_hash = $1`), codeHash).Scan(&expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	case err != nil:
+		return nil, t.wrap(op, err)
+	case expires <= at:
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrExpired)
+	}
+	return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConsumed)
+}
+
+// SetPolicy replaces the policy.
+func (t *tx) SetPolicy(p storage.Policy) error {
+	const op = "set policy"
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	_, err = t.exec(op, `INSERT INTO policy (id, document) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET document = excluded.document`, string(doc))
+	return err
+}
+
+// AppendAudit chains e after the newest entry and stores it. It locks the
+// chain's head (a row lock on PostgreSQL; SQLite's write lock is held
+// already) until the transaction ends, so concurrent appenders queue and
+// the chain never forks. A refused entry (audit.Chain.Next's
+// *audit.FieldError) leaves nothing changed.
+func (t *tx) AppendAudit(e audit.Entry) (audit.Entry, error) {
+	const op = "append audit"
+	var (
+		seq  int64
+		hash []byte
+	)
+	if err := t.tx.QueryRowContext(t.ctx, t.s.q.get(`SELECT seq, hash FROM audit_head WHERE id = 1{{forUpdate}}`)).
+		Scan(&seq, &hash); err != nil {
+		return audit.Entry{}, t.wrap(op, fmt.Errorf("read chain head: %w", err))
+	}
+	var prev *audit.Entry
+	if seq > 0 {
+		prev = &audit.Entry{Seq: uint64(seq)}
+		if len(hash) != len(prev.Hash) {
+			return audit.Entry{}, fmt.Errorf("sqlstore: %s: chain head hash is %d bytes, want %d", op, len(hash), len(prev.Hash))
+		}
+		copy(prev.Hash[:], hash)
+	}
+	next, err := audit.Chain{}.Next(prev, e)
+	if err != nil {
+		return audit.Entry{}, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	details, err := formatDetails(next.Details)
+	if err != nil {
+		return audit.Entry{}, fmt.Errorf("sqlstore: %s: details: %w", op, err)
+	}
+	n, err := t.exec(op, `INSERT INTO audit (seq, version, happened_at, actor, actor_role, action, subject, credential_id,
+			remote_addr, details, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+		int64(next.Seq), next.Version, next.Time.UnixMicro(), next.Actor, string(next.ActorRole), string(next.Action),
+		next.Subject, next.CredentialID, next.RemoteAddr, details, next.PrevHash[:], next.Hash[:])
+	if err != nil {
+		return audit.Entry{}, err
+	}
+	if n == 0 {
+		return audit.Entry{}, fmt.Errorf("sqlstore: %s: seq %d exists but the chain head is %d: %w", op, next.Seq, seq, storage.ErrConflict)
+	}
+	if _, err := t.exec(op, `UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`, int64(next.Seq), next.Hash[:]); err != nil {
+		return audit.Entry{}, err
+	}
+	return next, nil
+}
