@@ -1,0 +1,381 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/keydesk/keydesk/rp/api"
+	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/metrics"
+	"github.com/keydesk/keydesk/rp/ratelimit"
+	"github.com/keydesk/keydesk/rp/storage"
+)
+
+// waUser is a storage.User as go-webauthn sees it: with its usable
+// (unrevoked) credentials only, so that a revoked key cannot sign in.
+type waUser struct {
+	u     *storage.User
+	creds []webauthn.Credential
+	// all are every credential, revoked ones too.
+	all []storage.Credential
+}
+
+func (w *waUser) WebAuthnID() []byte                         { return w.u.ID }
+func (w *waUser) WebAuthnName() string                       { return w.u.Name }
+func (w *waUser) WebAuthnDisplayName() string                { return w.u.DisplayName }
+func (w *waUser) WebAuthnCredentials() []webauthn.Credential { return w.creds }
+
+// loadUser reads u's credentials into a waUser.
+func (s *Server) loadUser(ctx context.Context, u *storage.User) (*waUser, error) {
+	all, err := s.cfg.Store.Credentials(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	w := &waUser{u: u, all: all}
+	for _, c := range all {
+		if c.Revoked() {
+			continue
+		}
+		var wc webauthn.Credential
+		if err := json.Unmarshal(c.WebAuthn, &wc); err != nil {
+			return nil, err
+		}
+		w.creds = append(w.creds, wc)
+	}
+	return w, nil
+}
+
+// newID returns a random identifier: 16 bytes, base64url.
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return b64(b)
+}
+
+// sessionToken derives the bearer token of the session a login ceremony
+// created: the same on every instance and on a retried finish, so the
+// store keeps only its hash and a retry still gets the token.
+func (s *Server) sessionToken(ceremonyID string) string {
+	m := hmac.New(sha256.New, s.cfg.Secret)
+	m.Write([]byte("keydesk session token\x00" + ceremonyID))
+	return b64(m.Sum(nil))
+}
+
+// record appends an audit entry in tx.
+func (s *Server) record(tx storage.Tx, r *http.Request, actor string, role audit.Role, action audit.Action, subject string, credID []byte, details map[string]string) error {
+	e := audit.Entry{Actor: actor, ActorRole: role, Action: action, Subject: subject, Details: details}
+	if ip := ratelimit.ClientIP(r, s.cfg.TrustedProxies); ip.IsValid() {
+		e.RemoteAddr = ip.String()
+	}
+	if credID != nil {
+		e.CredentialID = b64(credID)
+	}
+	_, err := tx.AppendAudit(e)
+	return err
+}
+
+// callerRole is the audit role of c: its highest.
+func callerRole(u *storage.User) audit.Role {
+	switch {
+	case u.HasRole(storage.RoleAdmin):
+		return audit.RoleAdmin
+	case u.HasRole(storage.RoleHelpdesk):
+		return audit.RoleHelpdesk
+	}
+	return audit.RoleUser
+}
+
+// registrationBegin answers creation options for the caller.
+func (s *Server) registrationBegin(w http.ResponseWriter, r *http.Request, c *caller) error {
+	defer s.timeCeremony(metrics.CeremonyRegistrationBegin)()
+	var req api.RegistrationBeginRequest
+	if _, err := s.readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkNickname(req.Nickname); err != nil {
+		return err
+	}
+	pol, err := s.cfg.Store.Policy(r.Context())
+	if err != nil {
+		return err
+	}
+	wu, err := s.loadUser(r.Context(), c.user)
+	if err != nil {
+		return err
+	}
+	// Every key the user ever registered is excluded: a revoked key may
+	// not come back under a new registration.
+	var exclude []protocol.CredentialDescriptor
+	for _, cr := range wu.all {
+		exclude = append(exclude, protocol.CredentialDescriptor{Type: protocol.PublicKeyCredentialType, CredentialID: cr.ID})
+	}
+	creation, sd, err := s.wa.BeginRegistration(wu,
+		webauthn.WithExclusions(exclude),
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
+			ResidentKey:      protocol.ResidentKeyRequirement(orDefault(pol.ResidentKey, "preferred")),
+			UserVerification: protocol.UserVerificationRequirement(orDefault(pol.UserVerification, "preferred")),
+		}),
+		webauthn.WithConveyancePreference(conveyance(pol)),
+		webauthn.WithExtensions(webauthn.WithExtensionCredProps()),
+	)
+	if err != nil {
+		return err
+	}
+	return s.beginCeremony(w, r, storage.Ceremony{
+		Kind: storage.CeremonyRegistration, UserID: c.user.ID,
+		SessionHash: c.session.TokenHash, Nickname: req.Nickname,
+	}, sd, creation.Response)
+}
+
+func conveyance(p storage.Policy) protocol.ConveyancePreference {
+	if p.Attestation == "any" || p.Attestation == "verified" {
+		return protocol.PreferDirectAttestation
+	}
+	return protocol.PreferNoAttestation
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// beginCeremony stores the ceremony and answers its options.
+func (s *Server) beginCeremony(w http.ResponseWriter, r *http.Request, cer storage.Ceremony, sd *webauthn.SessionData, options any) error {
+	sessionJSON, err := json.Marshal(sd)
+	if err != nil {
+		return err
+	}
+	optionsJSON, err := json.Marshal(options)
+	if err != nil {
+		return err
+	}
+	cer.ID = newID()
+	cer.Session = sessionJSON
+	cer.ExpiresAt = s.cfg.Now().Add(s.cfg.CeremonyTTL).UTC().Truncate(time.Microsecond)
+	if err := s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error { return tx.CreateCeremony(cer) }); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.CeremonyBegin{CeremonyID: cer.ID, PublicKey: optionsJSON, ExpiresAt: cer.ExpiresAt})
+	return nil
+}
+
+// errCeremonyUsed is a finish of a ceremony another finish took.
+var errCeremonyUsed = problem(http.StatusConflict, "ceremony_used", "This ceremony was already finished: begin a new one.")
+
+// replay answers a finish that was already answered: the same answer
+// for the same request (a retry after a network failure), a conflict for
+// another one. ok is false when the ceremony has no answer yet.
+func (s *Server) replay(ctx context.Context, ceremonyID string, reqHash []byte) (result []byte, ok bool, err error) {
+	res, err := s.cfg.Store.CeremonyResult(ctx, ceremonyID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if !hmac.Equal(res.RequestHash, reqHash) {
+		return nil, false, errCeremonyUsed
+	}
+	return res.Result, true, nil
+}
+
+// consume takes the ceremony in tx, checking its kind.
+func consume(tx storage.Tx, id string, kind storage.CeremonyKind, now time.Time) (*storage.Ceremony, *webauthn.SessionData, error) {
+	cer, err := tx.ConsumeCeremony(id, now)
+	switch {
+	case errors.Is(err, storage.ErrExpired):
+		return nil, nil, problem(http.StatusGone, "ceremony_expired", "This ceremony timed out: begin again.")
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrConsumed):
+		return nil, nil, errCeremonyUsed
+	case err != nil:
+		return nil, nil, err
+	}
+	if cer.Kind != kind {
+		return nil, nil, problem(http.StatusBadRequest, "wrong_ceremony", "This ceremony is not a %s.", kind)
+	}
+	var sd webauthn.SessionData
+	if err := json.Unmarshal(cer.Session, &sd); err != nil {
+		return nil, nil, err
+	}
+	return cer, &sd, nil
+}
+
+func requestHash(body []byte) []byte {
+	h := sha256.Sum256(body)
+	return h[:]
+}
+
+// registrationFinish verifies the new credential and stores it.
+func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req api.RegistrationFinishRequest
+	body, err := s.readJSON(w, r, &req)
+	if err != nil {
+		return err
+	}
+	if err := checkNickname(req.Nickname); err != nil {
+		return err
+	}
+	defer s.timeCeremony(metrics.CeremonyRegistrationFinish)()
+	reqHash := requestHash(body)
+	if res, ok, err := s.replay(r.Context(), req.CeremonyID, reqHash); ok || err != nil {
+		return writeRaw(w, res, err)
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
+	if err != nil {
+		s.cfg.Metrics.Registration(metrics.ResultFailure)
+		s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMalformed)
+		return problem(http.StatusBadRequest, "bad_credential", "The credential is not a registration response: %s.", protocolReason(err))
+	}
+	wu, err := s.loadUser(r.Context(), c.user)
+	if err != nil {
+		return err
+	}
+	pol, err := s.cfg.Store.Policy(r.Context())
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	var result []byte
+	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
+		cer, sd, err := consume(tx, req.CeremonyID, storage.CeremonyRegistration, now)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(cer.UserID, c.user.ID) || !hmac.Equal(cer.SessionHash, c.session.TokenHash) {
+			return problem(http.StatusForbidden, "wrong_session", "This ceremony was begun by another session.")
+		}
+		cred, err := s.wa.CreateCredential(wu, *sd, parsed)
+		if err != nil {
+			return problem(http.StatusBadRequest, "registration_failed", "The key's registration did not verify: %s.", protocolReason(err))
+		}
+		if err := checkPolicy(pol, cred); err != nil {
+			s.cfg.Metrics.AttestationFailed(err.reason)
+			return err
+		}
+		nickname := orDefault(req.Nickname, cer.Nickname)
+		stored, err := storedCredential(c.user.ID, nickname, cred, now)
+		if err != nil {
+			return err
+		}
+		if err := tx.CreateCredential(stored); errors.Is(err, storage.ErrConflict) {
+			return problem(http.StatusConflict, "already_registered", "This key is already registered.")
+		} else if err != nil {
+			return err
+		}
+		result, err = json.Marshal(keyOf(stored))
+		if err != nil {
+			return err
+		}
+		if err := tx.SaveCeremonyResult(storage.CeremonyResult{CeremonyID: req.CeremonyID, RequestHash: reqHash, Result: result, CreatedAt: now}); err != nil {
+			return err
+		}
+		return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionCredentialRegistered, c.user.Name, stored.ID,
+			map[string]string{"aaguid": formatAAGUID(stored.AAGUID), "attestation": stored.AttestationType, "scope": string(c.session.Scope)})
+	})
+	if errors.Is(err, errCeremonyUsed) {
+		// Another finish took it: a retry racing its first attempt gets
+		// the first answer.
+		if res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash); ok || rerr != nil {
+			return writeRaw(w, res, rerr)
+		}
+	}
+	if err != nil {
+		s.cfg.Metrics.Registration(metrics.ResultFailure)
+		return err
+	}
+	s.cfg.Metrics.Registration(metrics.ResultSuccess)
+	s.cfg.Metrics.KeyEvent(metrics.KeyRegistered)
+	return writeRaw(w, result, nil)
+}
+
+// timeCeremony starts timing a ceremony step; call the result when done.
+func (s *Server) timeCeremony(c metrics.Ceremony) func() {
+	start := time.Now()
+	return func() { s.cfg.Metrics.ObserveCeremony(c, time.Since(start)) }
+}
+
+// writeRaw answers a stored JSON result.
+func writeRaw(w http.ResponseWriter, result []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(result)
+	return err
+}
+
+// protocolReason is the user-safe part of a go-webauthn error.
+func protocolReason(err error) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		if pe.Details != "" {
+			return pe.Details
+		}
+		return pe.Type
+	}
+	return "malformed"
+}
+
+func checkNickname(n string) error {
+	if len(n) > 64 || strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return problem(http.StatusBadRequest, "bad_nickname", "A nickname is at most 64 bytes, without control characters.")
+	}
+	return nil
+}
+
+// policyError is a registration the policy refuses.
+type policyError struct {
+	*httpError
+	reason metrics.AttestationReason
+}
+
+func (p *policyError) Unwrap() error { return p.httpError }
+
+// checkPolicy applies the AAGUID lists and the attestation requirement.
+func checkPolicy(p storage.Policy, cred *webauthn.Credential) *policyError {
+	aaguid := formatAAGUID(cred.Authenticator.AAGUID)
+	for _, d := range p.DeniedAAGUIDs {
+		if strings.EqualFold(d, aaguid) {
+			return &policyError{problem(http.StatusForbidden, "model_denied", "This key model may not be registered here."), metrics.AttestationReasonAAGUIDDenied}
+		}
+	}
+	if len(p.AllowedAAGUIDs) > 0 {
+		allowed := false
+		for _, a := range p.AllowedAAGUIDs {
+			allowed = allowed || strings.EqualFold(a, aaguid)
+		}
+		if !allowed {
+			return &policyError{problem(http.StatusForbidden, "model_not_allowed", "This key model is not on the list of allowed keys."), metrics.AttestationReasonAAGUIDDenied}
+		}
+	}
+	if (p.Attestation == "any" || p.Attestation == "verified") && (cred.AttestationType == "none" || cred.AttestationType == "") {
+		return &policyError{problem(http.StatusForbidden, "attestation_required", "This service requires keys that attest their model; this one did not."), metrics.AttestationReasonRequired}
+	}
+	return nil
+}
+
+func storedCredential(userID []byte, nickname string, cred *webauthn.Credential, now time.Time) (storage.Credential, error) {
+	raw, err := json.Marshal(cred)
+	if err != nil {
+		return storage.Credential{}, err
+	}
+	return storage.Credential{
+		ID: cred.ID, UserID: userID, Nickname: nickname, WebAuthn: raw,
+		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount,
+		AttestationType: cred.AttestationType, CreatedAt: now.UTC().Truncate(time.Microsecond),
+	}, nil
+}

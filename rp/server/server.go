@@ -1,0 +1,263 @@
+// Package server is the reference relying-party service: the HTTP API of
+// package api over a storage.Store, with go-webauthn for every WebAuthn
+// verification. Any number of instances may serve one database: ceremony
+// state, sessions and grants live in the store, never in memory.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/keydesk/keydesk/rp/api"
+	"github.com/keydesk/keydesk/rp/metrics"
+	"github.com/keydesk/keydesk/rp/ratelimit"
+	"github.com/keydesk/keydesk/rp/storage"
+)
+
+// Config configures a Server. New checks it and fills the defaults.
+type Config struct {
+	// RPID is the WebAuthn RP ID, e.g. "example.com" or "localhost".
+	RPID string
+	// RPDisplayName is shown by authenticators; RPID by default.
+	RPDisplayName string
+	// Origins are the web origins ceremonies may come from, e.g.
+	// "https://login.example.com". Keydesk sends the origin of its
+	// profile, which must be listed.
+	Origins []string
+	// Store holds all state.
+	Store storage.Store
+	// Secret keys the hashes of enrollment codes and derives session
+	// tokens: at least 32 random bytes, the same on every instance, and
+	// kept out of the database.
+	Secret []byte
+	// Logger receives structured logs; slog.Default() when nil. Nothing
+	// secret is ever logged.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	// SessionTTL is how long a session from a sign-in lasts (1 h).
+	SessionTTL time.Duration
+	// GrantSessionTTL is how long a session from a grant lasts (15 min).
+	GrantSessionTTL time.Duration
+	// CeremonyTTL is how long a begun ceremony may be finished (5 min).
+	CeremonyTTL time.Duration
+	// StepUpWindow is how recent a sign-in must be to revoke a key (5 min).
+	StepUpWindow time.Duration
+	// MaxBodyBytes bounds request bodies (64 KiB).
+	MaxBodyBytes int64
+
+	// Metrics records the service's SLIs; nil records nothing.
+	Metrics *metrics.Metrics
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed, for rate limits and the audit log's addresses.
+	TrustedProxies []netip.Prefix
+	// IPRate and IPBurst limit each client address's requests (20 a
+	// second, bursts of 60). AccountRate and AccountBurst limit sign-in
+	// and enrollment-code attempts per user name (one every 6 seconds,
+	// bursts of 10), which is what makes guessing a code hopeless.
+	IPRate       float64
+	IPBurst      int
+	AccountRate  float64
+	AccountBurst int
+}
+
+// Errors New returns for a bad Config.
+var (
+	ErrNoStore     = errors.New("server: no store")
+	ErrShortSecret = errors.New("server: secret shorter than 32 bytes")
+	ErrNoOrigin    = errors.New("server: no origin")
+)
+
+func (c *Config) validate() error {
+	if c.Store == nil {
+		return ErrNoStore
+	}
+	if len(c.Secret) < 32 {
+		return ErrShortSecret
+	}
+	if c.RPID == "" {
+		return errors.New("server: no RP ID")
+	}
+	if len(c.Origins) == 0 {
+		return ErrNoOrigin
+	}
+	for _, o := range c.Origins {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || u.Path != "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return fmt.Errorf("server: origin %q: want scheme://host[:port]", o)
+		}
+	}
+	if c.RPDisplayName == "" {
+		c.RPDisplayName = c.RPID
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	setDefault(&c.SessionTTL, time.Hour)
+	setDefault(&c.GrantSessionTTL, 15*time.Minute)
+	setDefault(&c.CeremonyTTL, 5*time.Minute)
+	setDefault(&c.StepUpWindow, 5*time.Minute)
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.IPRate <= 0 {
+		c.IPRate, c.IPBurst = 20, 60
+	}
+	if c.AccountRate <= 0 {
+		c.AccountRate, c.AccountBurst = 1.0/6, 10
+	}
+	return nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Server serves the RP API.
+type Server struct {
+	cfg Config
+	wa  *webauthn.WebAuthn
+	mux *http.ServeMux
+	// perIP limits every request; perAccount sign-in and code attempts.
+	perIP, perAccount *ratelimit.Limiter
+	// access records each route's access, for the authorization tests.
+	access map[string]access
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	wa, err := webauthn.New(&webauthn.Config{
+		RPID:          cfg.RPID,
+		RPDisplayName: cfg.RPDisplayName,
+		RPOrigins:     cfg.Origins,
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, wa: wa, mux: http.NewServeMux(), access: map[string]access{}}
+	limiter := func(rate float64, burst int, name metrics.Limiter) (*ratelimit.Limiter, error) {
+		return ratelimit.New(ratelimit.Config{Rate: rate, Burst: burst, Now: cfg.Now,
+			OnRefuse: func(string) { cfg.Metrics.RateLimited(name) }})
+	}
+	if s.perIP, err = limiter(cfg.IPRate, cfg.IPBurst, metrics.LimiterIP); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.perAccount, err = limiter(cfg.AccountRate, cfg.AccountBurst, metrics.LimiterAccount); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler of the API: rate limited per client
+// address, and timed per route when Config.Metrics is set.
+func (s *Server) Handler() http.Handler {
+	h := ratelimit.Middleware(s.perIP, ratelimit.IPKey(s.cfg.TrustedProxies), s.mux)
+	if s.cfg.Metrics != nil {
+		h = s.cfg.Metrics.InstrumentHandler(h)
+	}
+	return h
+}
+
+// limitAccount counts an attempt on the account name: a 429 with
+// Retry-After once its budget is spent.
+func (s *Server) limitAccount(name string) error {
+	ok, wait := s.perAccount.Allow("user:"+name, s.cfg.Now())
+	if ok {
+		return nil
+	}
+	return &httpError{status: http.StatusTooManyRequests, code: "rate_limited",
+		message: "Too many attempts for this account: wait and try again.", retryAfter: wait}
+}
+
+// access is who may call a route.
+type access int
+
+const (
+	public       access = iota // anyone
+	anySession                 // any session, whatever its scope
+	registration               // a full session, or one from an enrollment or recovery grant
+	userRole                   // a full session
+	helpdeskRole               // a full session of a helpdesk member or admin
+	adminRole                  // a full session of an admin
+)
+
+// routes lists the API. Every route's access is stated here, where a
+// review can read them all at once.
+func (s *Server) routes() {
+	v := api.Version
+	s.handle("GET /openapi.yaml", public, s.openAPI)
+	s.handle("GET /healthz", public, s.healthz)
+	s.handle("GET /readyz", public, s.readyz)
+	s.handle("POST "+v+"/login/begin", public, s.loginBegin)
+	s.handle("POST "+v+"/login/finish", public, s.loginFinish)
+	s.handle("POST "+v+"/grants/redeem", public, s.redeemGrant)
+
+	s.handle("GET "+v+"/me", anySession, s.me)
+	s.handle("POST "+v+"/logout", anySession, s.logout)
+	s.handle("POST "+v+"/registration/begin", registration, s.registrationBegin)
+	s.handle("POST "+v+"/registration/finish", registration, s.registrationFinish)
+
+	s.handle("GET "+v+"/me/keys", userRole, s.myKeys)
+	s.handle("PATCH "+v+"/me/keys/{id}", userRole, s.renameMyKey)
+	s.handle("POST "+v+"/me/keys/{id}/revoke", userRole, s.revokeMyKey)
+
+	s.handle("GET "+v+"/users", helpdeskRole, s.searchUsers)
+	s.handle("GET "+v+"/users/{name}", helpdeskRole, s.getUser)
+	s.handle("GET "+v+"/users/{name}/keys", helpdeskRole, s.userKeys)
+	s.handle("GET "+v+"/users/{name}/audit", helpdeskRole, s.userAudit)
+	s.handle("POST "+v+"/users/{name}/grants", helpdeskRole, s.issueGrant)
+	s.handle("POST "+v+"/users/{name}/keys/{id}/revoke", helpdeskRole, s.revokeUserKey)
+
+	s.handle("POST "+v+"/users", adminRole, s.createUser)
+	s.handle("PUT "+v+"/users/{name}/roles", adminRole, s.setRoles)
+	s.handle("PUT "+v+"/users/{name}/disabled", adminRole, s.setDisabled)
+	s.handle("GET "+v+"/policy", adminRole, s.getPolicy)
+	s.handle("PUT "+v+"/policy", adminRole, s.setPolicy)
+	s.handle("GET "+v+"/audit", adminRole, s.exportAudit)
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, err := w.Write(api.OpenAPI)
+	return err
+}
+
+// healthz answers that the process serves.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyz answers whether the database answers, for a load balancer.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		s.cfg.Logger.WarnContext(r.Context(), "not ready", "err", err)
+		return problem(http.StatusServiceUnavailable, "not_ready", "The database does not answer.")
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}

@@ -1,0 +1,590 @@
+package server_test
+
+import (
+	"bytes"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keydesk/keydesk/rp/api"
+	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/rptest"
+	"github.com/keydesk/keydesk/rp/server"
+)
+
+const softkeyModel = "Keydesk Software Key (virtual)"
+
+func TestEnrollAndSignIn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		c, key := e.user("alice")
+
+		var keys api.Keys
+		if _, err := c.Do("GET", "/v1/me/keys", nil, &keys); err != nil {
+			t.Fatal(err)
+		}
+		if len(keys.Keys) != 1 || keys.Keys[0].Model != softkeyModel || keys.Keys[0].Nickname != "alice's key" ||
+			keys.Keys[0].AttestationType != "basic" && keys.Keys[0].AttestationType != "basic_full" {
+			t.Fatalf("keys %+v", keys.Keys)
+		}
+		if k := keys.Keys[0]; k.LastUsedAt == nil || k.AAGUID != "ef185f03-0d9a-4909-8ff0-93c535aa9ecd" || len(k.Transports) == 0 {
+			t.Fatalf("key %+v", k)
+		}
+
+		t.Run("ShouldSignInWithoutAUserName", func(t *testing.T) {
+			d := e.client()
+			sess, err := d.Login(key, "")
+			if err != nil || sess.User.Name != "alice" || sess.Scope != "full" {
+				t.Fatalf("discoverable login: %+v, %v", sess, err)
+			}
+		})
+		t.Run("ShouldSignInAfterTheSessionEnded", func(t *testing.T) {
+			e.clock.Advance(2 * time.Hour)
+			if r, _ := c.Do("GET", "/v1/me", nil, nil); r.Status != http.StatusUnauthorized || r.Problem.Error != "session_expired" {
+				t.Fatalf("old session: %d %+v", r.Status, r.Problem)
+			}
+			if _, err := c.Login(key, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			var me api.Me
+			if _, err := c.Do("GET", "/v1/me", nil, &me); err != nil || me.User.Name != "alice" {
+				t.Fatalf("me %+v %v", me, err)
+			}
+		})
+		t.Run("ShouldRefuseTheSameKeyTwice", func(t *testing.T) {
+			if _, err := c.Register(key, "again"); err == nil {
+				t.Fatal("the same key registered twice")
+			}
+		})
+		t.Run("ShouldEndTheSessionOnLogout", func(t *testing.T) {
+			d := e.client()
+			d.Login(key, "alice")
+			if _, err := d.Do("POST", "/v1/logout", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if r, _ := d.Do("GET", "/v1/me", nil, nil); r.Status != http.StatusUnauthorized {
+				t.Fatalf("after logout: %d", r.Status)
+			}
+		})
+	})
+}
+
+// TestAuthorization calls every route as every kind of caller: each route
+// must be refused (401 or 403) exactly to those its access level excludes.
+func TestAuthorization(t *testing.T) {
+	e := newEnv(t, backends[0].dsn)
+	s, err := server.New(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, _ := e.user("ursula")
+	helpdesk, _ := e.user("harry", "helpdesk")
+	e.admin.Do("POST", "/v1/users", api.CreateUserRequest{Name: "greg"}, nil)
+	registering := e.client()
+	if _, err := registering.Redeem("greg", e.grant("greg")); err != nil {
+		t.Fatal(err)
+	}
+	callers := []struct {
+		name   string
+		client *rptest.Client
+		// allowed lists the access levels this caller passes.
+		allowed []string
+	}{
+		{"anonymous", e.client(), []string{"public"}},
+		{"registration-scope", registering, []string{"public", "anySession", "registration"}},
+		{"user", user, []string{"public", "anySession", "registration", "user"}},
+		{"helpdesk", helpdesk, []string{"public", "anySession", "registration", "user", "helpdesk"}},
+		{"admin", e.admin, []string{"public", "anySession", "registration", "user", "helpdesk", "admin"}},
+	}
+	routes := s.RouteAccess()
+	if len(routes) < 20 {
+		t.Fatalf("only %d routes", len(routes))
+	}
+	// Logging out ends the callers' sessions: it goes last.
+	patterns := slices.Sorted(maps.Keys(routes))
+	patterns = append(slices.DeleteFunc(patterns, func(p string) bool { return p == "POST /v1/logout" }), "POST /v1/logout")
+	for _, pattern := range patterns {
+		level := routes[pattern]
+		method, path, _ := strings.Cut(pattern, " ")
+		path = strings.NewReplacer("{name}", "ursula", "{id}", "AAAA").Replace(path)
+		for _, c := range callers {
+			t.Run(c.name+" "+pattern, func(t *testing.T) {
+				// A valid but empty body: the access check comes first.
+				var body []byte
+				if method != "GET" {
+					body = []byte("{}")
+				}
+				r, err := c.client.Raw(method, path, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				refused := r.Status == http.StatusUnauthorized && r.Problem.Error == "unauthenticated" ||
+					r.Status == http.StatusForbidden && r.Problem.Error == "forbidden"
+				if want := !slices.Contains(c.allowed, level); refused != want {
+					t.Fatalf("%s access: status %d %+v, refused=%v, want refused=%v", level, r.Status, r.Problem, refused, want)
+				}
+			})
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		c, key := e.user("bob")
+		begin := func(t *testing.T) api.CeremonyBegin {
+			var b api.CeremonyBegin
+			if _, err := e.client().Do("POST", "/v1/login/begin", api.LoginBeginRequest{Username: "bob"}, &b); err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		finish := func(t *testing.T, b api.CeremonyBegin, cred []byte) *rptest.Response {
+			r, _ := e.client().Do("POST", "/v1/login/finish", api.LoginFinishRequest{CeremonyID: b.CeremonyID, Credential: cred}, nil)
+			return r
+		}
+		tamper := func(f func(resp map[string]any)) *rptest.Key {
+			k := *key
+			k.Tamper = f
+			return &k
+		}
+		tests := []struct {
+			name       string
+			do         func(t *testing.T) *rptest.Response
+			wantStatus int
+			wantError  string
+		}{
+			{"ShouldRefuseMalformedJSON", func(t *testing.T) *rptest.Response {
+				r, _ := e.client().Raw("POST", "/v1/login/begin", []byte(`{"username":`))
+				return r
+			}, 400, "bad_json"},
+			{"ShouldRefuseUnknownFields", func(t *testing.T) *rptest.Response {
+				r, _ := e.client().Raw("POST", "/v1/login/begin", []byte(`{"user":"bob"}`))
+				return r
+			}, 400, "bad_json"},
+			{"ShouldRefuseWrongTypes", func(t *testing.T) *rptest.Response {
+				r, _ := e.client().Raw("POST", "/v1/login/begin", []byte(`{"username":42}`))
+				return r
+			}, 400, "bad_json"},
+			{"ShouldRefuseTrailingData", func(t *testing.T) *rptest.Response {
+				r, _ := e.client().Raw("POST", "/v1/login/begin", []byte(`{} {}`))
+				return r
+			}, 400, "bad_json"},
+			{"ShouldRefuseOversizedBodies", func(t *testing.T) *rptest.Response {
+				r, _ := e.client().Raw("POST", "/v1/login/begin", []byte(`{"username":"`+strings.Repeat("a", 70<<10)+`"}`))
+				return r
+			}, 413, "body_too_large"},
+			{"ShouldRefuseAMalformedCredential", func(t *testing.T) *rptest.Response {
+				return finish(t, begin(t), []byte(`{"id":"AAAA","type":"public-key"}`))
+			}, 400, "bad_credential"},
+			{"ShouldRefuseAnExpiredChallenge", func(t *testing.T) *rptest.Response {
+				b := begin(t)
+				cred, _ := key.Get(b.PublicKey)
+				e.clock.Advance(6 * time.Minute)
+				return finish(t, b, cred)
+			}, 410, "ceremony_expired"},
+			{"ShouldRefuseAReplayedChallenge", func(t *testing.T) *rptest.Response {
+				b := begin(t)
+				cred, _ := key.Get(b.PublicKey)
+				if r := finish(t, b, cred); r.Status != 200 {
+					t.Fatalf("first finish: %d %+v", r.Status, r.Problem)
+				}
+				cred2, _ := key.Get(b.PublicKey) // a new signature over the same challenge
+				return finish(t, b, cred2)
+			}, 409, "ceremony_used"},
+			{"ShouldRefuseAWrongOrigin", func(t *testing.T) *rptest.Response {
+				b := begin(t)
+				k := *key
+				k.Origin = "https://evil.example"
+				cred, _ := k.Get(b.PublicKey)
+				return finish(t, b, cred)
+			}, 401, "login_failed"},
+			{"ShouldRefuseAWrongRPIDHash", func(t *testing.T) *rptest.Response {
+				b := begin(t)
+				cred, _ := tamper(func(resp map[string]any) {
+					r := resp["response"].(map[string]any)
+					ad := append([]byte(nil), r["authenticatorData"].(rptest.B64)...)
+					ad[0] ^= 1 // rpIdHash: signed for another RP ID
+					r["authenticatorData"] = rptest.B64(ad)
+				}).Get(b.PublicKey)
+				return finish(t, b, cred)
+			}, 401, "login_failed"},
+			{"ShouldRefuseABadSignature", func(t *testing.T) *rptest.Response {
+				b := begin(t)
+				cred, _ := tamper(func(resp map[string]any) {
+					r := resp["response"].(map[string]any)
+					sig := append([]byte(nil), r["signature"].(rptest.B64)...)
+					sig[len(sig)-5] ^= 1
+					r["signature"] = rptest.B64(sig)
+				}).Get(b.PublicKey)
+				return finish(t, b, cred)
+			}, 401, "login_failed"},
+			{"ShouldRefuseARevokedKey", func(t *testing.T) *rptest.Response {
+				other := e.newKey()
+				if _, err := c.Register(other, "spare"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Login(other, "bob"); err != nil {
+					t.Fatal(err)
+				}
+				var keys api.Keys
+				c.Do("GET", "/v1/me/keys", nil, &keys)
+				if _, err := c.Do("POST", "/v1/me/keys/"+keys.Keys[0].ID+"/revoke", api.RevokeKeyRequest{Reason: "lost"}, nil); err != nil {
+					t.Fatal(err)
+				}
+				b := api.CeremonyBegin{}
+				e.client().Do("POST", "/v1/login/begin", api.LoginBeginRequest{}, &b)
+				cred, _ := key.Get(b.PublicKey)
+				return finish(t, b, cred)
+			}, 403, "key_revoked"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				before := auditCount(t, e)
+				r := tt.do(t)
+				if r.Status != tt.wantStatus || r.Problem.Error != tt.wantError {
+					t.Fatalf("got %d %+v, want %d %s", r.Status, r.Problem, tt.wantStatus, tt.wantError)
+				}
+				if tt.wantStatus == 400 || tt.wantStatus == 413 {
+					if after := auditCount(t, e); after != before {
+						t.Fatalf("bad input changed the audit log: %d entries, were %d", after, before)
+					}
+				}
+			})
+		}
+	})
+}
+
+// auditCount exports the audit log and counts its entries.
+func auditCount(t *testing.T, e *env) int {
+	t.Helper()
+	r, err := e.admin.Raw("GET", "/v1/audit", nil)
+	if err != nil || r.Status != 200 {
+		t.Fatalf("audit export: %v %+v", err, r)
+	}
+	return bytes.Count(r.Body, []byte("\n"))
+}
+
+func TestIdempotentFinish(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		c, _ := e.user("carol")
+		// A second instance on the same database, as behind a load balancer.
+		second := &rptest.Client{BaseURL: e.startInstance(openStore(t, dsnOf(t, e))), Token: c.Token}
+
+		t.Run("ShouldAnswerARetriedRegistrationAsTheFirstTime", func(t *testing.T) {
+			k := e.newKey()
+			var b api.CeremonyBegin
+			c.Do("POST", "/v1/registration/begin", api.RegistrationBeginRequest{}, &b)
+			cred, _ := k.Create(b.PublicKey)
+			req := api.RegistrationFinishRequest{CeremonyID: b.CeremonyID, Nickname: "retry", Credential: cred}
+			var first, again api.Key
+			if _, err := c.Do("POST", "/v1/registration/finish", req, &first); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := second.Do("POST", "/v1/registration/finish", req, &again); err != nil {
+				t.Fatalf("retry on the other instance: %v", err)
+			}
+			if first.ID != again.ID || first.CreatedAt != again.CreatedAt {
+				t.Fatalf("first %+v, retry %+v", first, again)
+			}
+			if n := countKeys(t, c, "retry"); n != 1 {
+				t.Fatalf("%d keys stored", n)
+			}
+		})
+		t.Run("ShouldLetExactlyOneOfRacingFinishesWin", func(t *testing.T) {
+			k := e.newKey()
+			var b api.CeremonyBegin
+			c.Do("POST", "/v1/registration/begin", api.RegistrationBeginRequest{}, &b)
+			// Two different responses to one challenge (two signatures),
+			// sent to both instances at once.
+			const n = 8
+			var wg sync.WaitGroup
+			results := make([]*rptest.Response, n)
+			for i := range n {
+				cred, _ := k.Create(b.PublicKey)
+				cl := c
+				if i%2 == 1 {
+					cl = second
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[i], _ = cl.Do("POST", "/v1/registration/finish", api.RegistrationFinishRequest{CeremonyID: b.CeremonyID, Nickname: "race", Credential: cred}, nil)
+				}()
+			}
+			wg.Wait()
+			won := 0
+			for _, r := range results {
+				switch {
+				case r.Status == 200:
+					won++
+				case r.Status == 409 && (r.Problem.Error == "ceremony_used" || r.Problem.Error == "already_registered"):
+				default:
+					t.Errorf("racing finish: %d %+v", r.Status, r.Problem)
+				}
+			}
+			if won != 1 || countKeys(t, c, "race") != 1 {
+				t.Fatalf("%d finishes won, %d keys stored", won, countKeys(t, c, "race"))
+			}
+		})
+		t.Run("ShouldAnswerARetriedLoginWithTheSameSession", func(t *testing.T) {
+			k := e.newKey()
+			c.Register(k, "login retry")
+			var b api.CeremonyBegin
+			e.client().Do("POST", "/v1/login/begin", api.LoginBeginRequest{}, &b)
+			cred, _ := k.Get(b.PublicKey)
+			req := api.LoginFinishRequest{CeremonyID: b.CeremonyID, Credential: cred}
+			var first, again api.Session
+			if _, err := e.client().Do("POST", "/v1/login/finish", req, &first); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := (&rptest.Client{BaseURL: second.BaseURL}).Do("POST", "/v1/login/finish", req, &again); err != nil {
+				t.Fatal(err)
+			}
+			if first.Token == "" || first.Token != again.Token {
+				t.Fatal("a retried login gave another session")
+			}
+		})
+	})
+}
+
+// dsnOf is the database of e, for a second instance.
+func dsnOf(t *testing.T, e *env) string { return e.dsn }
+
+func countKeys(t *testing.T, c *rptest.Client, nickname string) int {
+	t.Helper()
+	var keys api.Keys
+	if _, err := c.Do("GET", "/v1/me/keys", nil, &keys); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, k := range keys.Keys {
+		if k.Nickname == nickname {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRevoke(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		c, key := e.user("dave")
+		helpdesk, _ := e.user("hana", "helpdesk")
+		spare := e.newKey()
+		if _, err := c.Register(spare, "spare"); err != nil {
+			t.Fatal(err)
+		}
+		var keys api.Keys
+		c.Do("GET", "/v1/me/keys", nil, &keys)
+		var first, second string // the enrolled key, then the spare
+		for _, k := range keys.Keys {
+			if k.Nickname == "spare" {
+				second = k.ID
+			} else {
+				first = k.ID
+			}
+		}
+		revoke := func(cl *rptest.Client, path string) *rptest.Response {
+			r, _ := cl.Do("POST", path, api.RevokeKeyRequest{Reason: "lost"}, nil)
+			return r
+		}
+
+		e.clock.Advance(6 * time.Minute)
+		if r := revoke(c, "/v1/me/keys/"+first+"/revoke"); r.Status != 403 || r.Problem.Error != "step_up_required" {
+			t.Fatalf("stale session: %d %+v", r.Status, r.Problem)
+		}
+		if _, err := c.Login(spare, "dave"); err != nil {
+			t.Fatal(err)
+		}
+		if r := revoke(c, "/v1/me/keys/"+first+"/revoke"); r.Status != 200 {
+			t.Fatalf("revoke: %d %+v", r.Status, r.Problem)
+		}
+		if r := revoke(c, "/v1/me/keys/"+first+"/revoke"); r.Status != 200 {
+			t.Fatalf("revoking again is not harmless: %d %+v", r.Status, r.Problem)
+		}
+		if r := revoke(c, "/v1/me/keys/"+second+"/revoke"); r.Status != 409 || r.Problem.Error != "last_key" {
+			t.Fatalf("last key: %d %+v", r.Status, r.Problem)
+		}
+		if _, err := c.Login(key, "dave"); err == nil {
+			t.Fatal("a revoked key signed in")
+		}
+		if r := revoke(helpdesk, "/v1/users/dave/keys/"+second+"/revoke"); r.Status != 200 {
+			t.Fatalf("helpdesk revoke: %d %+v", r.Status, r.Problem)
+		}
+		c.Do("GET", "/v1/me/keys", nil, &keys)
+		for _, k := range keys.Keys {
+			if k.RevokedAt == nil || k.RevokeReason != "lost" {
+				t.Fatalf("key %+v not revoked", k)
+			}
+		}
+		var entries struct{ Entries []audit.Entry }
+		if _, err := helpdesk.Do("GET", "/v1/users/dave/audit", nil, &entries); err != nil {
+			t.Fatal(err)
+		}
+		revocations := 0
+		for _, en := range entries.Entries {
+			if en.Action == audit.ActionCredentialRevoked {
+				revocations++
+			}
+		}
+		if revocations != 2 {
+			t.Fatalf("%d revocations audited, want 2", revocations)
+		}
+	})
+}
+
+func TestGrants(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		e.admin.Do("POST", "/v1/users", api.CreateUserRequest{Name: "erin"}, nil)
+		issue := func(req api.IssueGrantRequest) (*rptest.Response, api.Grant) {
+			var g api.Grant
+			r, _ := e.admin.Do("POST", "/v1/users/erin/grants", req, &g)
+			return r, g
+		}
+		for _, bad := range []api.IssueGrantRequest{{TTLSeconds: 59}, {TTLSeconds: 86401}, {MaxUses: 11}, {Kind: "admin"}} {
+			if r, _ := issue(bad); r.Status != 400 {
+				t.Errorf("%+v: %d", bad, r.Status)
+			}
+		}
+		r, g := issue(api.IssueGrantRequest{TTLSeconds: 120, MaxUses: 2})
+		if r.Status != 201 || len(strings.ReplaceAll(g.Code, "-", "")) != 16 {
+			t.Fatalf("issue: %d %+v", r.Status, g)
+		}
+		redeem := func(name, code string) *rptest.Response {
+			r, _ := e.client().Do("POST", "/v1/grants/redeem", api.GrantRedeemRequest{Username: name, Code: code}, nil)
+			return r
+		}
+		typed := strings.ToLower(strings.ReplaceAll(g.Code, "-", " "))
+		if r := redeem("Erin", typed); r.Status != 200 {
+			t.Fatalf("redeem as typed: %d %+v", r.Status, r.Problem)
+		}
+		if r := redeem("root", g.Code); r.Status != 401 || r.Problem.Error != "bad_code" {
+			t.Fatalf("another user's code: %d %+v", r.Status, r.Problem)
+		}
+		if r := redeem("erin", g.Code); r.Status != 200 {
+			t.Fatalf("second use: %d %+v", r.Status, r.Problem)
+		}
+		if r := redeem("erin", g.Code); r.Status != 401 {
+			t.Fatalf("third use of a two-use code: %d", r.Status)
+		}
+		_, g2 := issue(api.IssueGrantRequest{TTLSeconds: 60})
+		e.clock.Advance(61 * time.Second)
+		if r := redeem("erin", g2.Code); r.Status != 401 {
+			t.Fatalf("expired code: %d", r.Status)
+		}
+		export, _ := e.admin.Raw("GET", "/v1/audit", nil)
+		for _, code := range []string{g.Code, g2.Code, strings.ReplaceAll(g.Code, "-", "")} {
+			if bytes.Contains(export.Body, []byte(code)) {
+				t.Fatal("a grant code is in the audit log")
+			}
+		}
+		if bytes.Contains(export.Body, []byte(e.admin.Token)) {
+			t.Fatal("a session token is in the audit log")
+		}
+	})
+}
+
+func TestAuditExportVerifies(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		e.user("fay")
+		e.user("gus", "helpdesk")
+		r, err := e.admin.Raw("GET", "/v1/audit", nil)
+		if err != nil || r.Status != 200 {
+			t.Fatal(err, r)
+		}
+		res, err := audit.Verify(bytes.NewReader(r.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Entries < 10 {
+			t.Fatalf("%d entries", res.Entries)
+		}
+	})
+}
+
+func TestPolicy(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		set := func(p api.Policy) *rptest.Response {
+			r, _ := e.admin.Do("PUT", "/v1/policy", p, nil)
+			return r
+		}
+		if r := set(api.Policy{Attestation: "sometimes"}); r.Status != 400 {
+			t.Fatalf("bad attestation value: %d", r.Status)
+		}
+		if r := set(api.Policy{DeniedAAGUIDs: []string{"not-a-uuid"}}); r.Status != 400 {
+			t.Fatalf("bad AAGUID: %d", r.Status)
+		}
+		if r := set(api.Policy{DeniedAAGUIDs: []string{"EF185F03-0D9A-4909-8FF0-93C535AA9ECD"}}); r.Status != 200 {
+			t.Fatalf("deny the software key: %d %+v", r.Status, r.Problem)
+		}
+		e.admin.Do("POST", "/v1/users", api.CreateUserRequest{Name: "hal"}, nil)
+		c := e.client()
+		c.Redeem("hal", e.grant("hal"))
+		if _, err := c.Register(e.newKey(), ""); err == nil || !strings.Contains(err.Error(), "model_denied") {
+			t.Fatalf("denied model registered: %v", err)
+		}
+		set(api.Policy{AllowedAAGUIDs: []string{"ef185f03-0d9a-4909-8ff0-93c535aa9ecd"}})
+		if _, err := c.Register(e.newKey(), ""); err != nil {
+			t.Fatalf("allowed model refused: %v", err)
+		}
+		var got api.Policy
+		e.admin.Do("GET", "/v1/policy", nil, &got)
+		if len(got.AllowedAAGUIDs) != 1 || got.Attestation != "none" {
+			t.Fatalf("policy %+v", got)
+		}
+	})
+}
+
+func TestRateLimits(t *testing.T) {
+	e := newEnv(t, backends[0].dsn)
+	cfg := e.cfg
+	cfg.IPRate, cfg.IPBurst, cfg.AccountRate, cfg.AccountBurst = 1, 5, 1.0/6, 3
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	c := &rptest.Client{BaseURL: ts.URL}
+
+	t.Run("ShouldLimitGuessingCodesPerAccount", func(t *testing.T) {
+		for i := range 3 {
+			if r, _ := c.Do("POST", "/v1/grants/redeem", api.GrantRedeemRequest{Username: "root", Code: "0000-0000-0000-0000"}, nil); r.Status != 401 {
+				t.Fatalf("guess %d: %d", i, r.Status)
+			}
+		}
+		r, _ := c.Do("POST", "/v1/grants/redeem", api.GrantRedeemRequest{Username: "ROOT", Code: "0000-0000-0000-0000"}, nil)
+		if r.Status != 429 || r.Problem.Error != "rate_limited" {
+			t.Fatalf("fourth guess: %d %+v", r.Status, r.Problem)
+		}
+		e.clock.Advance(6 * time.Second)
+		if r, _ := c.Do("POST", "/v1/grants/redeem", api.GrantRedeemRequest{Username: "root", Code: "0000-0000-0000-0000"}, nil); r.Status != 401 {
+			t.Fatalf("after waiting: %d", r.Status)
+		}
+	})
+	t.Run("ShouldLimitRequestsPerAddressWithRetryAfter", func(t *testing.T) {
+		e.clock.Advance(time.Minute)
+		var last *http.Response
+		for range 6 {
+			resp, err := http.Get(ts.URL + "/openapi.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			last = resp
+		}
+		if last.StatusCode != 429 || last.Header.Get("Retry-After") != "1" {
+			t.Fatalf("sixth request: %d, Retry-After %q", last.StatusCode, last.Header.Get("Retry-After"))
+		}
+	})
+}
