@@ -27,7 +27,7 @@ endif
 
 SHELL := /bin/sh
 .DEFAULT_GOAL := help
-.PHONY: help deps vhid test run bench fuzz clean
+.PHONY: help deps vhid test run bench bench-rp fuzz clean
 
 help: ## list the targets
 	@echo "usage: make TARGET [FUZZTIME=60s] [BENCHTIME=1s] [ARGS=...]"
@@ -89,6 +89,10 @@ run: deps vhid ## run the keydesk program (go run ./cmd/keydesk, extra flags in 
 bench: export KEYDESK_VHID_SO := $(if $(VHID_TARGET),$(CURDIR)/$(VHID_SO))
 bench: vhid ## run the platform benchmarks (BENCHTIME=1s)
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./platform/...
+
+# The RP load generator needs PostgreSQL, which deps installs.
+bench-rp: deps ## RP sign-in load test on SQLite and PostgreSQL (flags in ARGS=..., e.g. ARGS=-duration=10s)
+	$(GO) run ./cmd/rpbench $(ARGS)
 
 fuzz: export KEYDESK_VHID_SO := $(if $(VHID_TARGET),$(CURDIR)/$(VHID_SO))
 fuzz: vhid ## run every Fuzz* target for FUZZTIME each (default 60s)

@@ -110,21 +110,38 @@ func StartMain() (s *Server, stop func(), err error) {
 // can run any migration. The drop disconnects any connection the test left open.
 func (s *Server) NewDatabase(tb testing.TB) string {
 	tb.Helper()
-	name := databaseName(tb.Name(), s.seq.Add(1))
+	url, drop, err := s.CreateDatabase(tb.Name())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := drop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return url
+}
+
+// CreateDatabase creates a fresh database named after label (made unique)
+// for a program that is not a test, such as a benchmark command, and
+// returns its URL and a function that drops it.
+func (s *Server) CreateDatabase(label string) (url string, drop func() error, err error) {
+	name := databaseName(label, s.seq.Add(1))
 	ident := pgx.Identifier{name}.Sanitize()
 	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
 	if _, err := s.admin.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		tb.Fatalf("pgtest: create database %s: %v", name, err)
+		return "", nil, fmt.Errorf("pgtest: create database %s: %w", name, err)
 	}
-	tb.Cleanup(func() {
+	drop = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 		defer cancel()
 		if _, err := s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-			tb.Errorf("pgtest: drop database %s: %v", name, err)
+			return fmt.Errorf("pgtest: drop database %s: %w", name, err)
 		}
-	})
-	return s.url(name)
+		return nil
+	}
+	return s.url(name), drop, nil
 }
 
 // url returns the connection URL of database name on s.
