@@ -111,6 +111,7 @@ func TestDSNSetsTheConnectionOptions(t *testing.T) {
 		"file:/var/lib/keydesk/rp.db?",
 		"_pragma=busy_timeout%2810000%29",
 		"_pragma=journal_mode%28WAL%29",
+		"_pragma=synchronous%28NORMAL%29",
 		"_pragma=foreign_keys%281%29",
 		"_txlock=immediate",
 	} {

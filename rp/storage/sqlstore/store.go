@@ -39,6 +39,9 @@ type Store struct {
 	db *sql.DB
 	d  *Dialect
 	q  *queries
+	// stmts caches prepared statements; pdb runs through it.
+	stmts *stmts
+	pdb   preparedDB
 	// writeSlot holds one token: a Tx takes it for its whole life when
 	// the dialect serializes writes.
 	writeSlot chan struct{}
@@ -58,6 +61,8 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	}
 	s := &Store{db: db, d: &d, writeSlot: make(chan struct{}, 1)}
 	s.q = &queries{d: s.d}
+	s.stmts = &stmts{db: db}
+	s.pdb = preparedDB{c: s.stmts}
 	if err := migrate(ctx, db, s.d, ms); err != nil {
 		return nil, err
 	}
@@ -107,7 +112,7 @@ func (s *Store) tryTx(ctx context.Context, f func(tx storage.Tx) error) (err err
 			sqlTx.Rollback()
 		}
 	}()
-	if err := f(&tx{ctx: ctx, tx: sqlTx, s: s}); err != nil {
+	if err := f(&tx{ctx: ctx, tx: sqlTx, s: s, p: preparedTx{c: s.stmts, tx: sqlTx}}); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -125,14 +130,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	// A query, not only a connection: the database may accept
 	// connections and still refuse work.
 	var one int
-	if err := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+	if err := s.pdb.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return fmt.Errorf("sqlstore: ping %s: %w", s.d.Name, err)
 	}
 	return nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // querier is what reads need from *sql.DB and *sql.Tx.
 type querier interface {
@@ -142,12 +150,12 @@ type querier interface {
 
 // UserByName finds a user by name, ignoring case.
 func (s *Store) UserByName(ctx context.Context, name string) (*storage.User, error) {
-	return userByName(ctx, s.db, s.q, name, false)
+	return userByName(ctx, s.pdb, s.q, name, false)
 }
 
 // UserByID finds a user by WebAuthn user handle.
 func (s *Store) UserByID(ctx context.Context, id []byte) (*storage.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, s.q.get(`SELECT `+userColumns+` FROM users WHERE id = $1`), id))
+	u, err := scanUser(s.pdb.QueryRowContext(ctx, s.q.get(`SELECT `+userColumns+` FROM users WHERE id = $1`), id))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: user by ID: %w", err)
 	}
@@ -161,7 +169,7 @@ func (s *Store) SearchUsers(ctx context.Context, q string, limit int) ([]storage
 		return nil, nil
 	}
 	pattern := "%" + escapeLike(strings.ToLower(q)) + "%"
-	rows, err := s.db.QueryContext(ctx, s.q.get(`SELECT `+userColumns+` FROM users
+	rows, err := s.pdb.QueryContext(ctx, s.q.get(`SELECT `+userColumns+` FROM users
 		WHERE name LIKE $1 ESCAPE '\' OR search_name LIKE $1 ESCAPE '\'
 		ORDER BY name LIMIT $2`), pattern, limit)
 	if err != nil {
@@ -186,7 +194,7 @@ func escapeLike(s string) string {
 // CountUsers counts every user, disabled ones included.
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+	if err := s.pdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlstore: count users: %w", err)
 	}
 	return n, nil
@@ -194,20 +202,20 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 
 // Credential finds a credential by ID.
 func (s *Store) Credential(ctx context.Context, id []byte) (*storage.Credential, error) {
-	return credential(ctx, s.db, s.q, id, false)
+	return credential(ctx, s.pdb, s.q, id, false)
 }
 
 // Credentials lists a user's credentials, revoked ones included, oldest
 // first.
 func (s *Store) Credentials(ctx context.Context, userID []byte) ([]storage.Credential, error) {
-	return credentials(ctx, s.db, s.q, userID, false)
+	return credentials(ctx, s.pdb, s.q, userID, false)
 }
 
 // CeremonyResult finds the answer a finished ceremony gave.
 func (s *Store) CeremonyResult(ctx context.Context, ceremonyID string) (*storage.CeremonyResult, error) {
 	r := storage.CeremonyResult{CeremonyID: ceremonyID}
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q.get(`SELECT request_hash, result, created_at FROM ceremony_results WHERE ceremony_id = $1`),
+	err := s.pdb.QueryRowContext(ctx, s.q.get(`SELECT request_hash, result, created_at FROM ceremony_results WHERE ceremony_id = $1`),
 		ceremonyID).Scan(&r.RequestHash, &r.Result, &created)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: ceremony result: %w", notFound(err))
@@ -225,7 +233,7 @@ func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (*
 		created, expires int64
 		authTime         sql.NullInt64
 	)
-	err := s.db.QueryRowContext(ctx, s.q.get(`SELECT token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id
+	err := s.pdb.QueryRowContext(ctx, s.q.get(`SELECT token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id
 		FROM sessions WHERE token_hash = $1`), tokenHash).
 		Scan(&ses.TokenHash, &ses.UserID, &scope, &created, &expires, &authTime, &ses.GrantID)
 	if err != nil {
@@ -242,7 +250,7 @@ func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (*
 // Policy returns the stored policy, or the zero Policy when none was set.
 func (s *Store) Policy(ctx context.Context) (storage.Policy, error) {
 	var doc string
-	err := s.db.QueryRowContext(ctx, `SELECT document FROM policy WHERE id = 1`).Scan(&doc)
+	err := s.pdb.QueryRowContext(ctx, `SELECT document FROM policy WHERE id = 1`).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.Policy{}, nil
 	}
@@ -262,7 +270,7 @@ func (s *Store) Audit(ctx context.Context, fromSeq uint64, limit int) ([]audit.E
 	if limit < 1 || fromSeq > math.MaxInt64 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, s.q.get(`SELECT `+auditColumns+` FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2`),
+	rows, err := s.pdb.QueryContext(ctx, s.q.get(`SELECT `+auditColumns+` FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2`),
 		int64(fromSeq), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: audit: %w", err)
@@ -281,7 +289,7 @@ func (s *Store) AuditForUser(ctx context.Context, name string, limit int) ([]aud
 	if limit < 1 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, s.q.get(`SELECT `+auditColumns+` FROM audit
+	rows, err := s.pdb.QueryContext(ctx, s.q.get(`SELECT `+auditColumns+` FROM audit
 		WHERE subject = $1 OR actor = $1 ORDER BY seq DESC LIMIT $2`), foldName(name), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: audit for user: %w", err)

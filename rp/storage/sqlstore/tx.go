@@ -20,6 +20,9 @@ type tx struct {
 	ctx context.Context
 	tx  *sql.Tx
 	s   *Store
+	// p runs the transaction's queries through the Store's prepared
+	// statements.
+	p preparedTx
 }
 
 var _ storage.Tx = (*tx)(nil)
@@ -31,7 +34,7 @@ func invalid(op, format string, args ...any) error {
 
 // exec runs a statement and returns how many rows it changed.
 func (t *tx) exec(op, query string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(t.ctx, t.s.q.get(query), args...)
+	res, err := t.p.ExecContext(t.ctx, t.s.q.get(query), args...)
 	if err != nil {
 		return 0, t.wrap(op, err)
 	}
@@ -58,7 +61,7 @@ func (t *tx) wrap(op string, err error) error {
 // exists reports whether query finds a row.
 func (t *tx) exists(op, query string, args ...any) (bool, error) {
 	var one int
-	err := t.tx.QueryRowContext(t.ctx, t.s.q.get(query), args...).Scan(&one)
+	err := t.p.QueryRowContext(t.ctx, t.s.q.get(query), args...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -112,7 +115,7 @@ func (t *tx) CreateUser(u storage.User) error {
 // UserByName finds a user by name, ignoring case, and locks the row
 // until the transaction ends.
 func (t *tx) UserByName(name string) (*storage.User, error) {
-	return userByName(t.ctx, t.tx, t.s.q, name, true)
+	return userByName(t.ctx, t.p, t.s.q, name, true)
 }
 
 // SetUserRoles replaces a user's roles.
@@ -171,7 +174,7 @@ func (t *tx) CreateCredential(c storage.Credential) error {
 // Credential finds a credential and locks its row until the transaction
 // ends.
 func (t *tx) Credential(id []byte) (*storage.Credential, error) {
-	return credential(t.ctx, t.tx, t.s.q, id, true)
+	return credential(t.ctx, t.p, t.s.q, id, true)
 }
 
 // Credentials lists a user's credentials as Store.Credentials does and
@@ -179,7 +182,7 @@ func (t *tx) Credential(id []byte) (*storage.Credential, error) {
 // them (such as "not the last usable key") holds until commit: a racing
 // revocation waits, and then sees this transaction's changes.
 func (t *tx) Credentials(userID []byte) ([]storage.Credential, error) {
-	return credentials(t.ctx, t.tx, t.s.q, userID, true)
+	return credentials(t.ctx, t.p, t.s.q, userID, true)
 }
 
 // RenameCredential sets a credential's nickname.
@@ -282,7 +285,7 @@ func (t *tx) ConsumeCeremony(id string, now time.Time) (*storage.Ceremony, error
 	)
 	// One statement that re-checks its condition on the row it waits
 	// for: of racing consumers, one updates and the rest find nothing.
-	err := t.tx.QueryRowContext(t.ctx, t.s.q.get(`UPDATE ceremonies SET consumed_at = $2
+	err := t.p.QueryRowContext(t.ctx, t.s.q.get(`UPDATE ceremonies SET consumed_at = $2
 		WHERE id = $1 AND consumed_at IS NULL AND expires_at > $2
 		RETURNING kind, user_id, session_hash, session, nickname, expires_at`), id, now.UnixMicro()).
 		Scan(&kind, &c.UserID, &c.SessionHash, &c.Session, &c.Nickname, &expires)
@@ -296,7 +299,7 @@ func (t *tx) ConsumeCeremony(id string, now time.Time) (*storage.Ceremony, error
 		return nil, t.wrap(op, err)
 	}
 	var consumed sql.NullInt64
-	err = t.tx.QueryRowContext(t.ctx, t.s.q.get(`SELECT consumed_at FROM ceremonies WHERE id = $1`), id).Scan(&consumed)
+	err = t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT consumed_at FROM ceremonies WHERE id = $1`), id).Scan(&consumed)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
@@ -449,7 +452,7 @@ func (t *tx) UseGrant(codeHash []byte, now time.Time) (*storage.Grant, error) {
 	at := now.UnixMicro()
 	// One statement that re-checks its condition on the row it waits
 	// for, so that racing uses never exceed max_uses.
-	g, err := scanGrant(t.tx.QueryRowContext(t.ctx, t.s.q.get(`UPDATE grants SET uses = uses + 1
+	g, err := scanGrant(t.p.QueryRowContext(t.ctx, t.s.q.get(`UPDATE grants SET uses = uses + 1
 		WHERE code_hash = $1 AND uses < max_uses AND expires_at > $2 AND revoked_at IS NULL
 		RETURNING `+grantColumns), codeHash, at))
 	if err == nil {
@@ -459,7 +462,7 @@ func (t *tx) UseGrant(codeHash []byte, now time.Time) (*storage.Grant, error) {
 		return nil, t.wrap(op, err)
 	}
 	var expires int64
-	err = t.tx.QueryRowContext(t.ctx, t.s.q.get(`SELECT expires_at FROM grants WHERE code_hash = $1`), codeHash).Scan(&expires)
+	err = t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT expires_at FROM grants WHERE code_hash = $1`), codeHash).Scan(&expires)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
@@ -494,7 +497,7 @@ func (t *tx) AppendAudit(e audit.Entry) (audit.Entry, error) {
 		seq  int64
 		hash []byte
 	)
-	if err := t.tx.QueryRowContext(t.ctx, t.s.q.get(`SELECT seq, hash FROM audit_head WHERE id = 1{{forUpdate}}`)).
+	if err := t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT seq, hash FROM audit_head WHERE id = 1{{forUpdate}}`)).
 		Scan(&seq, &hash); err != nil {
 		return audit.Entry{}, t.wrap(op, fmt.Errorf("read chain head: %w", err))
 	}

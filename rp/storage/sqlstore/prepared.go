@@ -1,0 +1,93 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// stmts caches one prepared statement per query text: parsing and
+// planning a statement on every call costs more than running most of
+// them (SQLite's driver keeps no statement cache of its own). database/sql
+// prepares a cached statement again on each pooled connection as needed,
+// and a transaction reuses its connection's.
+type stmts struct {
+	db *sql.DB
+	m  sync.Map // query text -> *sql.Stmt
+}
+
+// get returns the prepared statement for query, or nil when it cannot be
+// prepared (the caller then runs the query unprepared, which reports the
+// error).
+func (c *stmts) get(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := c.m.Load(query); ok {
+		return st.(*sql.Stmt)
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := c.m.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	return st
+}
+
+func (c *stmts) close() {
+	c.m.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+}
+
+// preparedDB runs queries on the database through the cache.
+type preparedDB struct{ c *stmts }
+
+func (p preparedDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := p.c.get(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return p.c.db.ExecContext(ctx, query, args...)
+}
+
+func (p preparedDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := p.c.get(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return p.c.db.QueryContext(ctx, query, args...)
+}
+
+func (p preparedDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := p.c.get(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return p.c.db.QueryRowContext(ctx, query, args...)
+}
+
+// preparedTx runs queries in a transaction through the cache.
+type preparedTx struct {
+	c  *stmts
+	tx *sql.Tx
+}
+
+func (p preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := p.c.get(ctx, query); st != nil {
+		return p.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return p.tx.ExecContext(ctx, query, args...)
+}
+
+func (p preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := p.c.get(ctx, query); st != nil {
+		return p.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return p.tx.QueryContext(ctx, query, args...)
+}
+
+func (p preparedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := p.c.get(ctx, query); st != nil {
+		return p.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return p.tx.QueryRowContext(ctx, query, args...)
+}
