@@ -36,7 +36,9 @@ func (w *waUser) WebAuthnName() string                       { return w.u.Name }
 func (w *waUser) WebAuthnDisplayName() string                { return w.u.DisplayName }
 func (w *waUser) WebAuthnCredentials() []webauthn.Credential { return w.creds }
 
-// loadUser reads u's credentials into a waUser.
+// loadUser reads u's credentials into a waUser, as descriptors (ID and
+// transports): what beginning a ceremony lists. A sign-in's finish
+// decodes the one credential it verifies (withCredential).
 func (s *Server) loadUser(ctx context.Context, u *storage.User) (*waUser, error) {
 	all, err := s.cfg.Store.Credentials(ctx, u.ID)
 	if err != nil {
@@ -47,11 +49,31 @@ func (s *Server) loadUser(ctx context.Context, u *storage.User) (*waUser, error)
 		if c.Revoked() {
 			continue
 		}
-		var wc webauthn.Credential
-		if err := json.Unmarshal(c.WebAuthn, &wc); err != nil {
+		var d struct {
+			ID        []byte                            `json:"id"`
+			Transport []protocol.AuthenticatorTransport `json:"transport"`
+		}
+		if err := json.Unmarshal(c.WebAuthn, &d); err != nil {
 			return nil, err
 		}
-		w.creds = append(w.creds, wc)
+		w.creds = append(w.creds, webauthn.Credential{ID: d.ID, Transport: d.Transport})
+	}
+	return w, nil
+}
+
+// withCredential is u as go-webauthn verifies a sign-in with c: c in
+// full, and the other credentials the ceremony allowed (which begin listed
+// from u's) as IDs, which is all go-webauthn reads of them.
+func withCredential(u *storage.User, c *storage.Credential, allowed [][]byte) (*waUser, error) {
+	var wc webauthn.Credential
+	if err := json.Unmarshal(c.WebAuthn, &wc); err != nil {
+		return nil, err
+	}
+	w := &waUser{u: u, creds: []webauthn.Credential{wc}, all: []storage.Credential{*c}}
+	for _, id := range allowed {
+		if !bytes.Equal(id, c.ID) {
+			w.creds = append(w.creds, webauthn.Credential{ID: id})
+		}
 	}
 	return w, nil
 }
@@ -266,7 +288,7 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 			return err
 		}
 		nickname := orDefault(req.Nickname, cer.Nickname)
-		stored, err := storedCredential(c.user.ID, nickname, cred, now)
+		stored, err := StoredCredential(c.user.ID, nickname, cred, now)
 		if err != nil {
 			return err
 		}
@@ -368,13 +390,21 @@ func checkPolicy(p storage.Policy, cred *webauthn.Credential) *policyError {
 	return nil
 }
 
-func storedCredential(userID []byte, nickname string, cred *webauthn.Credential, now time.Time) (storage.Credential, error) {
-	raw, err := json.Marshal(cred)
+// StoredCredential is how the server stores a credential go-webauthn
+// verified: the attestation apart from what sign-ins read.
+func StoredCredential(userID []byte, nickname string, cred *webauthn.Credential, now time.Time) (storage.Credential, error) {
+	att, err := json.Marshal(cred.Attestation)
+	if err != nil {
+		return storage.Credential{}, err
+	}
+	slim := *cred
+	slim.Attestation = webauthn.CredentialAttestation{}
+	raw, err := json.Marshal(slim)
 	if err != nil {
 		return storage.Credential{}, err
 	}
 	return storage.Credential{
-		ID: cred.ID, UserID: userID, Nickname: nickname, WebAuthn: raw,
+		ID: cred.ID, UserID: userID, Nickname: nickname, WebAuthn: raw, Attestation: att,
 		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount,
 		AttestationType: cred.AttestationType, CreatedAt: now.UTC().Truncate(time.Microsecond),
 	}, nil

@@ -85,20 +85,19 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 		s.cfg.Metrics.AuthFailed(metrics.AuthReasonMalformed)
 		return problem(http.StatusBadRequest, "bad_credential", "The credential is not an authentication response: %s.", protocolReason(err))
 	}
-	// The owner of the credential, found before the transaction (a
-	// user's ID and name never change).
-	owner, err := s.credentialOwner(r.Context(), parsed.RawID)
+	pol, err := s.cfg.Store.Policy(r.Context())
 	if err != nil {
 		return err
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	var (
 		result  []byte
-		failure string // the audited reason of a refusal
+		owner   *waUser // the credential's owner, once known
+		failure string  // the audited reason of a refusal
 		refused error
 	)
 	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
-		failure, refused, result = "", nil, nil
+		owner, failure, refused, result = nil, "", nil, nil
 		cer, sd, err := consume(tx, req.CeremonyID, storage.CeremonyLogin, now)
 		if err != nil {
 			return err
@@ -107,15 +106,21 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 			failure, refused = reason, answer
 			return nil // the ceremony stays consumed; the failure is audited below
 		}
-		if owner == nil {
+		stored, err := tx.Credential(parsed.RawID)
+		if errors.Is(err, storage.ErrNotFound) {
 			return fail("unknown_credential", errLoginFailed)
+		} else if err != nil {
+			return err
+		}
+		u, err := tx.UserByID(stored.UserID)
+		if err != nil {
+			return err
+		}
+		if owner, err = withCredential(u, stored, sd.AllowedCredentialIDs); err != nil {
+			return err
 		}
 		if cer.UserID != nil && !bytes.Equal(cer.UserID, owner.u.ID) {
 			return fail("other_users_credential", errLoginFailed)
-		}
-		stored, err := tx.Credential(parsed.RawID)
-		if err != nil {
-			return err
 		}
 		if stored.Revoked() {
 			return fail("revoked_credential", problem(http.StatusForbidden, "key_revoked", "This key was revoked and cannot sign in."))
@@ -136,10 +141,6 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 		}
 		if err != nil {
 			return fail("verification: "+protocolReason(err), errLoginFailed)
-		}
-		pol, err := s.cfg.Store.Policy(r.Context())
-		if err != nil {
-			return err
 		}
 		// The credential's row is locked (tx.Credential) before the
 		// audit head (record): every transaction takes them in that order.
@@ -199,22 +200,6 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 	}
 	s.cfg.Metrics.AuthSucceeded()
 	return s.writeSession(w, req.CeremonyID, result, nil)
-}
-
-// credentialOwner loads the user owning credential id, or nil.
-func (s *Server) credentialOwner(ctx context.Context, id []byte) (*waUser, error) {
-	c, err := s.cfg.Store.Credential(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.cfg.Store.UserByID(ctx, c.UserID)
-	if err != nil {
-		return nil, err
-	}
-	return s.loadUser(ctx, u)
 }
 
 // auditLoginFailure records a refused sign-in in its own transaction (the

@@ -73,11 +73,15 @@ type Credential struct {
 	UserID []byte
 	// Nickname is the user's name for the key ("blue YubiKey").
 	Nickname string
-	// WebAuthn is go-webauthn's webauthn.Credential as JSON: public key,
-	// attestation, flags, transports. The fields below repeat what
-	// queries and atomic updates need.
+	// WebAuthn is go-webauthn's webauthn.Credential as JSON, without its
+	// Attestation: public key, flags, transports, what every sign-in
+	// reads. The fields below repeat what queries and atomic updates need.
 	WebAuthn []byte
-	AAGUID   []byte
+	// Attestation is the credential's webauthn.CredentialAttestation as
+	// JSON (the attestation object, certificates included), kept apart
+	// so that sign-ins do not read it.
+	Attestation []byte
+	AAGUID      []byte
 	// SignCount is the last signature counter seen (UpdateSignCount).
 	SignCount       uint32
 	AttestationType string
@@ -201,6 +205,9 @@ type Policy struct {
 // Store is the RP's database. Reads run outside transactions; every state
 // change runs in Tx together with its audit entry, so that a change is
 // never stored without its record nor recorded without being stored.
+// A function run by Tx reads through its Tx, never through the Store:
+// the Store's connection pool is bounded, and a transaction waiting for a
+// second connection could wait for itself.
 type Store interface {
 	// Tx runs f in a transaction, committed when f returns nil. It may
 	// run f again on a serialization failure, so f must not have effects
@@ -235,7 +242,10 @@ type Store interface {
 // Tx is a transaction: every change, and the audit entry recording it.
 type Tx interface {
 	CreateUser(u User) error
+	// UserByName reads a user and locks the row for the transaction.
 	UserByName(name string) (*User, error)
+	// UserByID reads a user without locking.
+	UserByID(id []byte) (*User, error)
 	SetUserRoles(userID []byte, roles []Role) error
 	SetUserDisabled(userID []byte, disabled bool) error
 

@@ -138,17 +138,9 @@ func (p *population) register(wa *webauthn.WebAuthn, k, i int, now time.Time) er
 	if err != nil {
 		return fmt.Errorf("verify registration: %w", err)
 	}
-	raw, err := json.Marshal(cred)
-	if err != nil {
-		return err
-	}
 	u.creds = []webauthn.Credential{*cred}
-	p.stored[i] = storage.Credential{
-		ID: cred.ID, UserID: u.u.ID, Nickname: "benchmark key", WebAuthn: raw,
-		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount,
-		AttestationType: cred.AttestationType, CreatedAt: now.UTC().Truncate(time.Microsecond),
-	}
-	return nil
+	p.stored[i], err = server.StoredCredential(u.u.ID, "benchmark key", cred, now)
+	return err
 }
 
 // seedBatch is how many users (with their credential) go in one

@@ -19,6 +19,9 @@ import (
 	"github.com/keydesk/keydesk/rp/storage/sqlstore"
 )
 
+// maxConns bounds the connections one Store opens.
+const maxConns = 32
+
 // SQLSTATE codes the dialect branches on.
 const (
 	uniqueViolation      = "23505"
@@ -43,9 +46,13 @@ func Open(ctx context.Context, url string) (storage.Store, error) {
 		cfg.RuntimeParams["application_name"] = "keydesk-rp"
 	}
 	db := stdlib.OpenDB(*cfg)
-	// Starting a PostgreSQL connection costs a process: keep enough idle
-	// for the RP's concurrency rather than database/sql's default of 2.
-	db.SetMaxIdleConns(32)
+	// Starting a PostgreSQL connection costs a process, and more backends
+	// than the server has cores only queue on its locks: a bounded pool,
+	// kept open (database/sql keeps 2 idle by default), which requests
+	// beyond it wait for. Store.Tx functions read through their Tx, so no
+	// transaction waits for a second connection.
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

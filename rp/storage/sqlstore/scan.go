@@ -114,7 +114,7 @@ func scanUser(sc scanner) (*storage.User, error) {
 	return &u, nil
 }
 
-const credentialColumns = `id, user_id, nickname, webauthn, aaguid, sign_count, attestation_type,
+const credentialColumns = `id, user_id, nickname, webauthn, attestation, aaguid, sign_count, attestation_type,
 	created_at, last_used_at, revoked_at, revoke_reason, provisioned_by, batch`
 
 func scanCredential(sc scanner) (*storage.Credential, error) {
@@ -124,11 +124,11 @@ func scanCredential(sc scanner) (*storage.Credential, error) {
 		created           int64
 		lastUsed, revoked sql.NullInt64
 	)
-	if err := sc.Scan(&c.ID, &c.UserID, &c.Nickname, &c.WebAuthn, &c.AAGUID, &signCount, &c.AttestationType,
+	if err := sc.Scan(&c.ID, &c.UserID, &c.Nickname, &c.WebAuthn, &c.Attestation, &c.AAGUID, &signCount, &c.AttestationType,
 		&created, &lastUsed, &revoked, &c.RevokeReason, &c.ProvisionedBy, &c.Batch); err != nil {
 		return nil, notFound(err)
 	}
-	c.WebAuthn, c.AAGUID = orNil(c.WebAuthn), orNil(c.AAGUID)
+	c.WebAuthn, c.Attestation, c.AAGUID = orNil(c.WebAuthn), orNil(c.Attestation), orNil(c.AAGUID)
 	c.SignCount = uint32(signCount)
 	c.CreatedAt, c.LastUsedAt, c.RevokedAt = fromMicros(created), fromNullMicros(lastUsed), fromNullMicros(revoked)
 	return &c, nil

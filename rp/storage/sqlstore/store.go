@@ -155,7 +155,12 @@ func (s *Store) UserByName(ctx context.Context, name string) (*storage.User, err
 
 // UserByID finds a user by WebAuthn user handle.
 func (s *Store) UserByID(ctx context.Context, id []byte) (*storage.User, error) {
-	u, err := scanUser(s.pdb.QueryRowContext(ctx, s.q.get(`SELECT `+userColumns+` FROM users WHERE id = $1`), id))
+	return userByID(ctx, s.pdb, s.q, id)
+}
+
+// userByID finds a user by ID in a query or transaction.
+func userByID(ctx context.Context, db querier, q *queries, id []byte) (*storage.User, error) {
+	u, err := scanUser(db.QueryRowContext(ctx, q.get(`SELECT `+userColumns+` FROM users WHERE id = $1`), id))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: user by ID: %w", err)
 	}

@@ -118,6 +118,11 @@ func (t *tx) UserByName(name string) (*storage.User, error) {
 	return userByName(t.ctx, t.p, t.s.q, name, true)
 }
 
+// UserByID finds a user by ID, without locking the row.
+func (t *tx) UserByID(id []byte) (*storage.User, error) {
+	return userByID(t.ctx, t.p, t.s.q, id)
+}
+
 // SetUserRoles replaces a user's roles.
 func (t *tx) SetUserRoles(userID []byte, roles []storage.Role) error {
 	const op = "set user roles"
@@ -157,10 +162,10 @@ func (t *tx) CreateCredential(c storage.Credential) error {
 	if err := t.userMustExist(op, c.UserID); err != nil {
 		return err
 	}
-	n, err := t.exec(op, `INSERT INTO credentials (id, user_id, nickname, webauthn, aaguid, sign_count, attestation_type,
+	n, err := t.exec(op, `INSERT INTO credentials (id, user_id, nickname, webauthn, attestation, aaguid, sign_count, attestation_type,
 			created_at, last_used_at, revoked_at, revoke_reason, provisioned_by, batch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
-		c.ID, c.UserID, c.Nickname, orNil(c.WebAuthn), orNil(c.AAGUID), int64(c.SignCount), c.AttestationType,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING`,
+		c.ID, c.UserID, c.Nickname, orNil(c.WebAuthn), orNil(c.Attestation), orNil(c.AAGUID), int64(c.SignCount), c.AttestationType,
 		c.CreatedAt.UnixMicro(), nullMicros(c.LastUsedAt), nullMicros(c.RevokedAt), c.RevokeReason, c.ProvisionedBy, c.Batch)
 	if err != nil {
 		return err

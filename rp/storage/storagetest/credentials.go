@@ -27,7 +27,8 @@ func testCredentialRoundTrip(t *testing.T, s storage.Store) {
 	u := newUser(t, s, "alice")
 	full := storage.Credential{
 		ID: randomBytes(1023), UserID: u.ID, Nickname: "blue YubiKey ✓", WebAuthn: []byte(`{"id":"x","publicKey":"AQID"}`),
-		AAGUID: randomBytes(16), SignCount: math.MaxUint32, AttestationType: "packed",
+		Attestation: []byte(`{"object":"o2NmbXRkbm9uZQ"}`),
+		AAGUID:      randomBytes(16), SignCount: math.MaxUint32, AttestationType: "packed",
 		CreatedAt: t0, LastUsedAt: t0.Add(time.Hour + time.Microsecond), RevokedAt: t0.Add(2 * time.Hour), RevokeReason: "lost",
 		ProvisionedBy: "helpdesk-jo", Batch: "2025-06 laptops",
 	}

@@ -25,7 +25,8 @@ CREATE TABLE credentials (
     id               {{blob}} PRIMARY KEY,
     user_id          {{blob}} NOT NULL REFERENCES users (id),
     nickname         TEXT     NOT NULL,
-    webauthn         {{blob}},               -- go-webauthn's Credential as JSON
+    webauthn         {{blob}},               -- go-webauthn's Credential as JSON, without its attestation
+    attestation      {{blob}},               -- the attestation it was registered with, as JSON
     aaguid           {{blob}},
     sign_count       BIGINT   NOT NULL,
     attestation_type TEXT     NOT NULL,
