@@ -18,7 +18,6 @@ import (
 	"github.com/keydesk/keydesk/rp/api"
 	"github.com/keydesk/keydesk/rp/audit"
 	"github.com/keydesk/keydesk/rp/metrics"
-	"github.com/keydesk/keydesk/rp/ratelimit"
 	"github.com/keydesk/keydesk/rp/storage"
 )
 
@@ -69,6 +68,8 @@ func withCredential(u *storage.User, c *storage.Credential, allowed [][]byte) (*
 	if err := json.Unmarshal(c.WebAuthn, &wc); err != nil {
 		return nil, err
 	}
+	// The stored JSON is as registered; the counter moves in its column.
+	wc.Authenticator.SignCount = c.SignCount
 	w := &waUser{u: u, creds: []webauthn.Credential{wc}, all: []storage.Credential{*c}}
 	for _, id := range allowed {
 		if !bytes.Equal(id, c.ID) {
@@ -96,10 +97,8 @@ func (s *Server) sessionToken(ceremonyID string) string {
 
 // record appends an audit entry in tx.
 func (s *Server) record(tx storage.Tx, r *http.Request, actor string, role audit.Role, action audit.Action, subject string, credID []byte, details map[string]string) error {
-	e := audit.Entry{Actor: actor, ActorRole: role, Action: action, Subject: subject, Details: details}
-	if ip := ratelimit.ClientIP(r, s.cfg.TrustedProxies); ip.IsValid() {
-		e.RemoteAddr = ip.String()
-	}
+	e := audit.Entry{Actor: actor, ActorRole: role, Action: action, Subject: subject, Details: details,
+		RemoteAddr: clientAddr(r, s.cfg.TrustedProxies)}
 	if credID != nil {
 		e.CredentialID = b64(credID)
 	}
@@ -128,7 +127,7 @@ func (s *Server) registrationBegin(w http.ResponseWriter, r *http.Request, c *ca
 	if err := checkNickname(req.Nickname); err != nil {
 		return err
 	}
-	pol, err := s.cfg.Store.Policy(r.Context())
+	pol, err := s.policy(r.Context())
 	if err != nil {
 		return err
 	}
@@ -251,10 +250,9 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 		return err
 	}
 	defer s.timeCeremony(metrics.CeremonyRegistrationFinish)()
+	// A retry of a finished ceremony is answered once consuming the
+	// ceremony fails (replay), which costs nothing on the usual path.
 	reqHash := requestHash(body)
-	if res, ok, err := s.replay(r.Context(), req.CeremonyID, reqHash); ok || err != nil {
-		return writeRaw(w, res, err)
-	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
 	if err != nil {
 		s.cfg.Metrics.Registration(metrics.ResultFailure)
@@ -265,7 +263,7 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		return err
 	}
-	pol, err := s.cfg.Store.Policy(r.Context())
+	pol, err := s.policy(r.Context())
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -79,6 +81,26 @@ type env struct {
 	admin  *rptest.Client
 	secret []byte
 	dsn    string
+	log    *slog.Logger
+	logs   *syncBuffer // what the servers logged
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func openStore(t testing.TB, dsn string) storage.Store {
@@ -95,12 +117,13 @@ func openStore(t testing.TB, dsn string) storage.Store {
 // "root" signed in (env.admin).
 func newEnv(t testing.TB, dsn func(t testing.TB) string) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}, secret: make([]byte, 32)}
+	e := &env{t: t, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}, secret: make([]byte, 32), logs: &syncBuffer{}}
+	e.log = slog.New(slog.NewJSONHandler(e.logs, nil))
 	rand.Read(e.secret)
 	e.dsn = dsn(t)
 	e.store = openStore(t, e.dsn)
 	e.cfg = server.Config{RPID: "localhost", RPDisplayName: "Keydesk test", Origins: []string{testOrigin},
-		Store: e.store, Secret: e.secret, Now: e.clock.Now,
+		Store: e.store, Secret: e.secret, Now: e.clock.Now, Logger: e.log,
 		// Tests send far more than people: TestRateLimits checks the limits.
 		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6}
 	e.url = e.startInstance(e.store)

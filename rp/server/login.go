@@ -26,7 +26,7 @@ func (s *Server) loginBegin(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if _, err := s.readJSON(w, r, &req); err != nil {
 		return err
 	}
-	pol, err := s.cfg.Store.Policy(r.Context())
+	pol, err := s.policy(r.Context())
 	if err != nil {
 		return err
 	}
@@ -76,16 +76,15 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 		return err
 	}
 	defer s.timeCeremony(metrics.CeremonyLoginFinish)()
+	// A retry of a finished ceremony is answered once consuming the
+	// ceremony fails (replay), which costs nothing on the usual path.
 	reqHash := requestHash(body)
-	if res, ok, err := s.replay(r.Context(), req.CeremonyID, reqHash); ok || err != nil {
-		return s.writeSession(w, req.CeremonyID, res, err)
-	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(req.Credential)
 	if err != nil {
 		s.cfg.Metrics.AuthFailed(metrics.AuthReasonMalformed)
 		return problem(http.StatusBadRequest, "bad_credential", "The credential is not an authentication response: %s.", protocolReason(err))
 	}
-	pol, err := s.cfg.Store.Policy(r.Context())
+	pol, err := s.policy(r.Context())
 	if err != nil {
 		return err
 	}

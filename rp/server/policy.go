@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/rp/api"
@@ -17,6 +20,34 @@ func policyOf(p storage.Policy) api.Policy {
 		Attestation: orDefault(p.Attestation, "none"), UserVerification: orDefault(p.UserVerification, "preferred"),
 		ResidentKey: orDefault(p.ResidentKey, "preferred"), RefuseCounterRegression: p.RefuseCounterRegression,
 	}
+}
+
+// policyTTL is how long an instance serves the policy it read before
+// reading it again: a change made on another instance applies there within
+// it; on this one at once.
+const policyTTL = time.Second
+
+// policyCache is the policy as last read.
+type policyCache struct {
+	mu     sync.Mutex
+	p      storage.Policy
+	readAt time.Time // zero: not read, or changed here
+}
+
+// policy is the store's policy, read at most once a policyTTL.
+func (s *Server) policy(ctx context.Context) (storage.Policy, error) {
+	c := &s.pol
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.readAt.IsZero() && time.Since(c.readAt) < policyTTL {
+		return c.p, nil
+	}
+	p, err := s.cfg.Store.Policy(ctx)
+	if err != nil {
+		return storage.Policy{}, err
+	}
+	c.p, c.readAt = p, time.Now()
+	return p, nil
 }
 
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -96,6 +127,9 @@ func (s *Server) setPolicy(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return err
 	}
+	s.pol.mu.Lock()
+	s.pol.readAt = time.Time{}
+	s.pol.mu.Unlock()
 	writeJSON(w, http.StatusOK, policyOf(p))
 	return nil
 }

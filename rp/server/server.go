@@ -134,6 +134,7 @@ type Server struct {
 	mux *http.ServeMux
 	// perIP limits every request; perAccount sign-in and code attempts.
 	perIP, perAccount *ratelimit.Limiter
+	pol               policyCache
 	// access records each route's access, for the authorization tests.
 	access map[string]access
 }
@@ -170,14 +171,78 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the HTTP handler of the API: rate limited per client
-// address, and timed per route when Config.Metrics is set.
+// Handler returns the HTTP handler of the API: CORS for the configured
+// origins only, rate limited per client address, and timed per route when
+// Config.Metrics is set.
 func (s *Server) Handler() http.Handler {
 	h := ratelimit.Middleware(s.perIP, ratelimit.IPKey(s.cfg.TrustedProxies), s.mux)
 	if s.cfg.Metrics != nil {
 		h = s.cfg.Metrics.InstrumentHandler(h)
 	}
-	return h
+	return s.cors(h)
+}
+
+// cors lets the configured origins, and no other, call the API from a
+// browser (the recovery page, a web client): a preflight from one is
+// answered here, and its requests carry Access-Control-Allow-Origin.
+// Others get no CORS headers, so browsers keep their answers from them.
+func (s *Server) cors(next http.Handler) http.Handler {
+	allowed := map[string]bool{}
+	for _, o := range s.cfg.Origins {
+		allowed[o] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" || !allowed[origin] {
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Sweep deletes ceremonies, sessions and grants past their expiry.
+func (s *Server) Sweep(ctx context.Context) (int, error) {
+	var n int
+	err := s.cfg.Store.Tx(ctx, func(tx storage.Tx) error {
+		var err error
+		n, err = tx.DeleteExpired(s.cfg.Now())
+		return err
+	})
+	return n, err
+}
+
+// RunJanitor sweeps every interval until ctx ends; serve runs it so that
+// expired rows do not pile up. Several instances sweeping is harmless.
+func (s *Server) RunJanitor(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.Sweep(ctx); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "sweep expired rows", "err", err)
+		} else if n > 0 {
+			s.cfg.Logger.InfoContext(ctx, "swept expired rows", "rows", n)
+		}
+	}
 }
 
 // limitAccount counts an attempt on the account name: a 429 with

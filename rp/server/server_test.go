@@ -5,12 +5,15 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keydesk/keydesk/platform/softkey"
 	"github.com/keydesk/keydesk/rp/api"
 	"github.com/keydesk/keydesk/rp/audit"
 	"github.com/keydesk/keydesk/rp/rptest"
@@ -585,6 +588,198 @@ func TestRateLimits(t *testing.T) {
 		}
 		if last.StatusCode != 429 || last.Header.Get("Retry-After") != "1" {
 			t.Fatalf("sixth request: %d, Retry-After %q", last.StatusCode, last.Header.Get("Retry-After"))
+		}
+	})
+}
+
+// TestHelpdeskAndAdminEndpoints walks every helpdesk and admin route's
+// success path, and the refusals an operator can run into.
+func TestHelpdeskAndAdminEndpoints(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		user, key := e.user("ivy")
+		helpdesk, _ := e.user("hugo", "helpdesk")
+
+		var found api.Users
+		if _, err := helpdesk.Do("GET", "/v1/users?q=IV&limit=5", nil, &found); err != nil || len(found.Users) != 1 || found.Users[0].Name != "ivy" {
+			t.Fatalf("search: %+v %v", found, err)
+		}
+		if r, _ := helpdesk.Do("GET", "/v1/users?limit=0", nil, nil); r.Status != 400 {
+			t.Fatalf("limit 0: %d", r.Status)
+		}
+		var u api.User
+		if _, err := helpdesk.Do("GET", "/v1/users/ivy", nil, &u); err != nil || u.Name != "ivy" || !slices.Equal(u.Roles, []string{"user"}) {
+			t.Fatalf("user: %+v %v", u, err)
+		}
+		if r, _ := helpdesk.Do("GET", "/v1/users/nobody", nil, nil); r.Status != 404 || r.Problem.Error != "user_not_found" {
+			t.Fatalf("unknown user: %d %+v", r.Status, r.Problem)
+		}
+		var keys api.Keys
+		if _, err := helpdesk.Do("GET", "/v1/users/ivy/keys", nil, &keys); err != nil || len(keys.Keys) != 1 {
+			t.Fatalf("keys: %+v %v", keys, err)
+		}
+		var renamed api.Key
+		if _, err := user.Do("PATCH", "/v1/me/keys/"+keys.Keys[0].ID, api.RenameKeyRequest{Nickname: "green key"}, &renamed); err != nil || renamed.Nickname != "green key" {
+			t.Fatalf("rename: %+v %v", renamed, err)
+		}
+		if r, _ := user.Do("PATCH", "/v1/me/keys/"+keys.Keys[0].ID, api.RenameKeyRequest{Nickname: "bad\x07"}, nil); r.Status != 400 {
+			t.Fatalf("control character in a nickname: %d", r.Status)
+		}
+		var hugoKeys api.Keys
+		helpdesk.Do("GET", "/v1/me/keys", nil, &hugoKeys)
+		if r, _ := user.Do("PATCH", "/v1/me/keys/"+hugoKeys.Keys[0].ID, api.RenameKeyRequest{Nickname: "mine now"}, nil); r.Status != 404 {
+			t.Fatalf("renaming another user's key: %d", r.Status)
+		}
+		var entries struct{ Entries []audit.Entry }
+		if _, err := helpdesk.Do("GET", "/v1/users/ivy/audit?limit=3", nil, &entries); err != nil || len(entries.Entries) != 3 ||
+			entries.Entries[0].Action != audit.ActionCredentialRenamed {
+			t.Fatalf("audit: %+v %v", entries, err)
+		}
+
+		if _, err := e.admin.Do("PUT", "/v1/users/ivy/roles", api.SetRolesRequest{Roles: []string{"helpdesk"}}, &u); err != nil || !slices.Equal(u.Roles, []string{"user", "helpdesk"}) {
+			t.Fatalf("roles: %+v %v", u, err)
+		}
+		if r, _ := e.admin.Do("PUT", "/v1/users/ivy/roles", api.SetRolesRequest{Roles: []string{"root"}}, nil); r.Status != 400 {
+			t.Fatalf("unknown role: %d", r.Status)
+		}
+		if r, _ := e.admin.Do("PUT", "/v1/users/root/roles", api.SetRolesRequest{}, nil); r.Status != 409 {
+			t.Fatalf("an admin dropping their own admin role: %d", r.Status)
+		}
+		if _, err := e.admin.Do("PUT", "/v1/users/ivy/disabled", api.SetDisabledRequest{Disabled: true}, &u); err != nil || !u.Disabled {
+			t.Fatalf("disable: %+v %v", u, err)
+		}
+		if r, _ := user.Do("GET", "/v1/me", nil, nil); r.Status != 403 || r.Problem.Error != "user_disabled" {
+			t.Fatalf("a disabled user's session: %d %+v", r.Status, r.Problem)
+		}
+		if _, err := e.client().Login(key, "ivy"); err == nil {
+			t.Fatal("a disabled user signed in")
+		}
+		if r, _ := e.admin.Do("PUT", "/v1/users/root/disabled", api.SetDisabledRequest{Disabled: true}, nil); r.Status != 409 {
+			t.Fatalf("an admin disabling themselves: %d", r.Status)
+		}
+		e.admin.Do("PUT", "/v1/users/ivy/disabled", api.SetDisabledRequest{Disabled: false}, nil)
+		if _, err := e.client().Login(key, "ivy"); err != nil {
+			t.Fatalf("re-enabled user: %v", err)
+		}
+		if r, _ := e.admin.Do("POST", "/v1/users", api.CreateUserRequest{Name: "ivy"}, nil); r.Status != 409 {
+			t.Fatalf("duplicate user: %d", r.Status)
+		}
+		if r, _ := e.admin.Do("POST", "/v1/users", api.CreateUserRequest{Name: "Bad Name"}, nil); r.Status != 400 {
+			t.Fatalf("bad name: %d", r.Status)
+		}
+		if strings.Contains(e.logs.String(), e.admin.Token) || strings.Contains(e.logs.String(), user.Token) {
+			t.Fatal("a session token is in the server's log")
+		}
+	})
+}
+
+func TestCORS(t *testing.T) {
+	e := newEnv(t, backends[0].dsn)
+	preflight := func(origin string) *http.Response {
+		req, _ := http.NewRequest("OPTIONS", e.url+"/v1/login/begin", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := preflight(testOrigin); r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != testOrigin ||
+		!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("configured origin: %d %v", r.StatusCode, r.Header)
+	}
+	if r := preflight("https://evil.example"); r.StatusCode != 403 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("other origin: %d %v", r.StatusCode, r.Header)
+	}
+	req, _ := http.NewRequest("GET", e.url+"/healthz", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("CORS header for an unknown origin")
+	}
+}
+
+func TestSweepRemovesExpiredState(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		var b api.CeremonyBegin
+		e.client().Do("POST", "/v1/login/begin", api.LoginBeginRequest{}, &b)
+		s, err := server.New(e.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Sweep(t.Context()); err != nil || n != 0 {
+			t.Fatalf("sweep of fresh state: %d %v", n, err)
+		}
+		e.clock.Advance(25 * time.Hour)
+		n, err := s.Sweep(t.Context())
+		if err != nil || n < 3 { // ceremonies, the admin's sessions, the bootstrap grant
+			t.Fatalf("sweep after a day: %d %v", n, err)
+		}
+	})
+}
+
+// TestClonedKey signs in with a copy of a key whose counter is behind
+// the original's: the sign-in is audited as a regression, and refused
+// when the policy says so.
+func TestClonedKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		dir := t.TempDir()
+		stateKey := make([]byte, 32)
+		cfg := softkey.Config{Presence: softkey.ApproveAlways, StatePath: filepath.Join(dir, "key.state"), StateKey: stateKey}
+		a, err := softkey.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		original := &rptest.Key{Authenticator: a, Origin: testOrigin}
+		e.admin.Do("POST", "/v1/users", api.CreateUserRequest{Name: "jay"}, nil)
+		c := e.client()
+		c.Redeem("jay", e.grant("jay"))
+		if _, err := c.Register(original, "original"); err != nil {
+			t.Fatal(err)
+		}
+		// The copy: the state as it is now, counter included.
+		copyPath := filepath.Join(dir, "copy.state")
+		b, err := os.ReadFile(cfg.StatePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(copyPath, b, 0o600)
+		for range 3 {
+			if _, err := c.Login(original, "jay"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg.StatePath = copyPath
+		ca, err := softkey.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clone := &rptest.Key{Authenticator: ca, Origin: testOrigin}
+		if _, err := e.client().Login(clone, "jay"); err != nil {
+			t.Fatalf("by default a regressed counter is only flagged: %v", err)
+		}
+		e.admin.Do("PUT", "/v1/policy", api.Policy{RefuseCounterRegression: true}, nil)
+		if _, err := e.client().Login(clone, "jay"); err == nil || !strings.Contains(err.Error(), "possible_clone") {
+			t.Fatalf("refusing policy: %v", err)
+		}
+		var entries struct{ Entries []audit.Entry }
+		e.admin.Do("GET", "/v1/users/jay/audit", nil, &entries)
+		flagged := 0
+		for _, en := range entries.Entries {
+			if en.Action == audit.ActionCounterRegressed {
+				flagged++
+			}
+		}
+		if flagged != 2 {
+			t.Fatalf("%d regressions audited, want 2", flagged)
 		}
 	})
 }
