@@ -104,6 +104,10 @@ func BenchmarkCommandsAgainstFido2Token(b *testing.B) {
 			run(b, "", nil, "fido2-token", "-L")
 			run(b, "", nil, "fido2-token", "-I", k.Path)
 		}},
+		// The floor: starting the process and doing nothing with a key
+		// (a Go program with cgo against a C one), which every other pair
+		// pays once per process.
+		{"process-start", func() { run(b, "", env, bin, "help") }, func() { run(b, "", nil, "fido2-token", "-V") }},
 		{"creds-list", credsList, func() {
 			if out := run(b, "1234\n", nil, "fido2-token", "-L", "-r", k.Path); !strings.Contains(out, "example.com") {
 				b.Fatalf("fido2-token -L -r: %s", out)
