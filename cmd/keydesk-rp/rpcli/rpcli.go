@@ -29,6 +29,7 @@ import (
 	"github.com/keydesk/keydesk/rp/server"
 	"github.com/keydesk/keydesk/rp/storage"
 	"github.com/keydesk/keydesk/rp/storage/storeopen"
+	"github.com/keydesk/keydesk/rp/tracing"
 )
 
 // Usage is the command's help text.
@@ -61,6 +62,12 @@ serve also takes:
   --trusted-proxy CIDR
                     a reverse proxy whose X-Forwarded-For is believed,
                     repeatable
+  --otlp-endpoint URL
+                    send traces to this OTLP/HTTP collector (default:
+                    $OTEL_EXPORTER_OTLP_ENDPOINT; none: no tracing)
+  --otlp-insecure   allow plain HTTP to a collector off loopback
+  --trace-sample-ratio R
+                    fraction of traces kept (default 1)
 `
 
 // DefaultListen is where serve listens with no --listen.
@@ -190,6 +197,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	key := f.String("tls-key", "", "TLS key file")
 	var proxies multi
 	f.Var(&proxies, "trusted-proxy", "trusted reverse proxy CIDR (repeatable)")
+	otlp := f.String("otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP collector base URL for traces")
+	otlpInsecure := f.Bool("otlp-insecure", false, "allow plain HTTP to a collector off loopback")
+	sampleRatio := f.Float64("trace-sample-ratio", 1, "fraction of traces sampled")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -227,9 +237,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tp, shutdownTracing, err := tracing.Setup(ctx, tracing.Config{Endpoint: *otlp, Insecure: *otlpInsecure, SampleRatio: *sampleRatio})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
 	go s.RunJanitor(ctx, time.Minute)
 	mux := http.NewServeMux()
-	mux.Handle("/", s.Handler())
+	mux.Handle("/", tracing.Middleware(tp, s.Handler()))
 	mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,

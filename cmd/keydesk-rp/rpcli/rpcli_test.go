@@ -6,10 +6,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,5 +130,31 @@ func TestServeNeedsASecretWithPostgres(t *testing.T) {
 	err := Run(context.Background(), []string{"bootstrap-admin", "--user", "x", "--db", "postgres://nobody@127.0.0.1:1/x"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--secret-file") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestServeSendsTraces points serve at a stand-in OTLP collector: the
+// spans of a request reach it by the time serve has shut down.
+func TestServeSendsTraces(t *testing.T) {
+	var posts atomic.Int32
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" && r.URL.Path == "/v1/traces" {
+			posts.Add(1)
+		}
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer collector.Close()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "rp.db")
+	t.Run("serve", func(t *testing.T) {
+		base := serveInProcess(t, "--db", db, "--origin", origin, "--otlp-endpoint", collector.URL)
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}) // serve shuts down and flushes at the end of the subtest
+	if posts.Load() == 0 {
+		t.Fatal("no spans reached the collector")
 	}
 }
