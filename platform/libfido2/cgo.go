@@ -6,6 +6,7 @@ package libfido2
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +28,32 @@ static void kd_restore_sigmask(sigset_t *old) {
 }
 
 static const char *kd_str(char **arr, size_t i) { return arr[i]; }
+
+// kd_get_info reads getInfo and the retry counters in one call: each
+// blocking call out of Go costs the scheduler a hand-off, which on a
+// small machine costs more than the request itself. A counter the key does
+// not answer stays -1: the PIN's on a FIDO 2.0 key without clientPin, the
+// UV one (asked only when getInfo lists the "uv" option) without built-in
+// user verification.
+static int kd_get_info(fido_dev_t *dev, fido_cbor_info_t *ci, int *pin_retries, int *uv_retries) {
+	int r = fido_dev_get_cbor_info(dev, ci);
+	if (r != FIDO_OK)
+		return r;
+	int n;
+	*pin_retries = -1;
+	*uv_retries = -1;
+	if (fido_dev_get_retry_count(dev, &n) == FIDO_OK)
+		*pin_retries = n;
+	char **names = fido_cbor_info_options_name_ptr(ci);
+	for (size_t i = 0; i < fido_cbor_info_options_len(ci); i++) {
+		if (strcmp(names[i], "uv") == 0) {
+			if (fido_dev_get_uv_retry_count(dev, &n) == FIDO_OK)
+				*uv_retries = n;
+			break;
+		}
+	}
+	return FIDO_OK;
+}
 static int kd_bool(const bool *arr, size_t i) { return arr[i]; }
 
 // kd_access_errno checks read and write access to path through libc (so
@@ -148,10 +175,11 @@ type rawInfo struct {
 func (d *device) info() (*rawInfo, int) {
 	ci := C.fido_cbor_info_new()
 	defer C.fido_cbor_info_free(&ci)
-	if r := C.fido_dev_get_cbor_info(d.dev, ci); r != C.FIDO_OK {
+	var pinRetries, uvRetries C.int
+	if r := C.kd_get_info(d.dev, ci, &pinRetries, &uvRetries); r != C.FIDO_OK {
 		return nil, int(r)
 	}
-	ri := &rawInfo{options: map[string]bool{}, pinRetries: -1, uvRetries: -1}
+	ri := &rawInfo{options: map[string]bool{}, pinRetries: int(pinRetries), uvRetries: int(uvRetries)}
 	ri.aaguid = C.GoBytes(unsafe.Pointer(C.fido_cbor_info_aaguid_ptr(ci)), C.int(C.fido_cbor_info_aaguid_len(ci)))
 	ri.versions = goStrings(C.fido_cbor_info_versions_ptr(ci), C.fido_cbor_info_versions_len(ci))
 	ri.extensions = goStrings(C.fido_cbor_info_extensions_ptr(ci), C.fido_cbor_info_extensions_len(ci))
@@ -172,16 +200,6 @@ func (d *device) info() (*rawInfo, int) {
 	ri.minPINLen = int(C.fido_cbor_info_minpinlen(ci))
 	ri.rkRemaining = int(C.fido_cbor_info_rk_remaining(ci))
 	ri.forcePINChange = bool(C.fido_cbor_info_new_pin_required(ci))
-
-	// The counters stay -1 when the key does not answer: a FIDO 2.0 key
-	// without clientPin support, or one without built-in UV.
-	var n C.int
-	if C.fido_dev_get_retry_count(d.dev, &n) == C.FIDO_OK {
-		ri.pinRetries = int(n)
-	}
-	if _, builtInUV := ri.options["uv"]; builtInUV && C.fido_dev_get_uv_retry_count(d.dev, &n) == C.FIDO_OK {
-		ri.uvRetries = int(n)
-	}
 	return ri, 0
 }
 
