@@ -17,6 +17,7 @@ import (
 
 	"github.com/keydesk/keydesk/rp/api"
 	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/mds"
 	"github.com/keydesk/keydesk/rp/metrics"
 	"github.com/keydesk/keydesk/rp/storage"
 )
@@ -277,9 +278,29 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 		if !bytes.Equal(cer.UserID, c.user.ID) || !hmac.Equal(cer.SessionHash, c.session.TokenHash) {
 			return problem(http.StatusForbidden, "wrong_session", "This ceremony was begun by another session.")
 		}
-		cred, err := s.wa.CreateCredential(wu, *sd, parsed)
+		wa := s.wa
+		if pol.Attestation == "verified" {
+			if s.waMDS == nil {
+				return problem(http.StatusServiceUnavailable, "mds_not_configured",
+					"The policy requires verified attestation, but this server has no FIDO metadata: ask an administrator.")
+			}
+			wa = s.waMDS
+		}
+		cred, err := wa.CreateCredential(wu, *sd, parsed)
 		if err != nil {
+			if wa == s.waMDS {
+				s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMetadataStatus)
+				return problem(http.StatusForbidden, "attestation_not_verified",
+					"This key's model could not be verified against the FIDO metadata (unknown, revoked or not genuine): %s.", protocolReason(err))
+			}
 			return problem(http.StatusBadRequest, "registration_failed", "The key's registration did not verify: %s.", protocolReason(err))
+		}
+		if wa == s.waMDS {
+			if err := mds.CheckAttested(cred); err != nil {
+				s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMetadataMissing)
+				return problem(http.StatusForbidden, "attestation_not_verified",
+					"This service requires keys whose model is verified by its attestation; this key sent none.")
+			}
 		}
 		if err := checkPolicy(pol, cred); err != nil {
 			s.cfg.Metrics.AttestationFailed(err.reason)

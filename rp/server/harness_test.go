@@ -125,7 +125,8 @@ func newEnv(t testing.TB, dsn func(t testing.TB) string) *env {
 	e.cfg = server.Config{RPID: "localhost", RPDisplayName: "Keydesk test", Origins: []string{testOrigin},
 		Store: e.store, Secret: e.secret, Now: e.clock.Now, Logger: e.log,
 		// Tests send far more than people: TestRateLimits checks the limits.
-		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6}
+		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6,
+		PolicyTTL: 100 * time.Millisecond}
 	e.url = e.startInstance(e.store)
 	code, _, err := server.BootstrapAdmin(context.Background(), e.cfg, "root")
 	if err != nil {

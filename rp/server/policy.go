@@ -22,11 +22,6 @@ func policyOf(p storage.Policy) api.Policy {
 	}
 }
 
-// policyTTL is how long an instance serves the policy it read before
-// reading it again: a change made on another instance applies there within
-// it; on this one at once.
-const policyTTL = time.Second
-
 // policyCache is the policy as last read.
 type policyCache struct {
 	mu     sync.Mutex
@@ -34,12 +29,12 @@ type policyCache struct {
 	readAt time.Time // zero: not read, or changed here
 }
 
-// policy is the store's policy, read at most once a policyTTL.
+// policy is the store's policy, read at most once a Config.PolicyTTL.
 func (s *Server) policy(ctx context.Context) (storage.Policy, error) {
 	c := &s.pol
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.readAt.IsZero() && time.Since(c.readAt) < policyTTL {
+	if !c.readAt.IsZero() && time.Since(c.readAt) < s.cfg.PolicyTTL {
 		return c.p, nil
 	}
 	p, err := s.cfg.Store.Policy(ctx)
@@ -102,11 +97,9 @@ func (s *Server) setPolicy(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := oneOf("attestation", p.Attestation, "none", "any", "verified"); err != nil {
 		return err
 	}
-	if p.Attestation == "verified" {
-		// Checking attestation against the FIDO Metadata Service needs
-		// its blob, which this server is not given yet.
+	if p.Attestation == "verified" && s.waMDS == nil {
 		return problem(http.StatusBadRequest, "mds_not_configured",
-			"attestation \"verified\" needs a FIDO Metadata Service blob, which this server was not started with: use \"any\".")
+			"attestation \"verified\" needs a FIDO Metadata Service BLOB, which this server was not started with (keydesk-rp serve --mds FILE): use \"any\".")
 	}
 	if err := oneOf("userVerification", p.UserVerification, "required", "preferred", "discouraged"); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/go-webauthn/webauthn/metadata"
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/keydesk/keydesk/rp/api"
@@ -54,6 +55,15 @@ type Config struct {
 	StepUpWindow time.Duration
 	// MaxBodyBytes bounds request bodies (64 KiB).
 	MaxBodyBytes int64
+	// PolicyTTL is how long an instance uses the policy it read before
+	// reading it again (1 s): a change made on another instance applies
+	// here within it, on this one at once.
+	PolicyTTL time.Duration
+
+	// MDS is the FIDO Metadata Service BLOB the "verified" attestation
+	// policy checks registrations against (rp/mds.Load reads it from a
+	// local file); nil refuses that policy.
+	MDS metadata.Provider
 
 	// Metrics records the service's SLIs; nil records nothing.
 	Metrics *metrics.Metrics
@@ -109,6 +119,7 @@ func (c *Config) validate() error {
 	setDefault(&c.GrantSessionTTL, 15*time.Minute)
 	setDefault(&c.CeremonyTTL, 5*time.Minute)
 	setDefault(&c.StepUpWindow, 5*time.Minute)
+	setDefault(&c.PolicyTTL, time.Second)
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 64 << 10
 	}
@@ -131,7 +142,11 @@ func setDefault(d *time.Duration, v time.Duration) {
 type Server struct {
 	cfg Config
 	wa  *webauthn.WebAuthn
-	mux *http.ServeMux
+	// waMDS verifies registrations under the "verified" policy: go-webauthn
+	// fixes its metadata at New, and with it every model outside the BLOB
+	// would be refused under the other policies too.
+	waMDS *webauthn.WebAuthn
+	mux   *http.ServeMux
 	// perIP limits every request; perAccount sign-in and code attempts.
 	perIP, perAccount *ratelimit.Limiter
 	pol               policyCache
@@ -144,19 +159,28 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	wa, err := webauthn.New(&webauthn.Config{
-		RPID:          cfg.RPID,
-		RPDisplayName: cfg.RPDisplayName,
-		RPOrigins:     cfg.Origins,
-		Timeouts: webauthn.TimeoutsConfig{
-			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
-			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
-		},
-	})
+	waConfig := func(mds metadata.Provider) *webauthn.Config {
+		return &webauthn.Config{
+			RPID:          cfg.RPID,
+			RPDisplayName: cfg.RPDisplayName,
+			RPOrigins:     cfg.Origins,
+			Timeouts: webauthn.TimeoutsConfig{
+				Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
+				Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
+			},
+			MDS: mds,
+		}
+	}
+	wa, err := webauthn.New(waConfig(nil))
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{cfg: cfg, wa: wa, mux: http.NewServeMux(), access: map[string]access{}}
+	if cfg.MDS != nil {
+		if s.waMDS, err = webauthn.New(waConfig(cfg.MDS)); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	limiter := func(rate float64, burst int, name metrics.Limiter) (*ratelimit.Limiter, error) {
 		return ratelimit.New(ratelimit.Config{Rate: rate, Burst: burst, Now: cfg.Now,
 			OnRefuse: func(string) { cfg.Metrics.RateLimited(name) }})

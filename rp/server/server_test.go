@@ -13,9 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-webauthn/webauthn/metadata"
+
 	"github.com/keydesk/keydesk/platform/softkey"
 	"github.com/keydesk/keydesk/rp/api"
 	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/mds"
+	"github.com/keydesk/keydesk/rp/mds/mdstest"
 	"github.com/keydesk/keydesk/rp/rptest"
 	"github.com/keydesk/keydesk/rp/server"
 )
@@ -780,6 +784,69 @@ func TestClonedKey(t *testing.T) {
 		}
 		if flagged != 2 {
 			t.Fatalf("%d regressions audited, want 2", flagged)
+		}
+	})
+}
+
+// TestVerifiedAttestation registers under the "verified" policy against a
+// metadata BLOB made for the test: a key whose model and attestation CA
+// the BLOB lists registers; one the BLOB marks revoked, or another key
+// (its CA unknown to the BLOB), does not.
+func TestVerifiedAttestation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		if r, _ := e.admin.Do("PUT", "/v1/policy", api.Policy{Attestation: "verified"}, nil); r.Status != 400 || r.Problem.Error != "mds_not_configured" {
+			t.Fatalf("verified without metadata: %d %+v", r.Status, r.Problem)
+		}
+		genuine, revoked := e.newKey(), e.newKey()
+		blob, roots := mdstest.SoftkeyBlob(t, genuine.Authenticator)
+		provider, _, err := mds.Parse(blob, mds.Options{Roots: roots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rblob, rroots := mdstest.SoftkeyBlob(t, revoked.Authenticator, metadata.Revoked)
+		rprovider, _, err := mds.Parse(rblob, mds.Options{Roots: rroots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An instance with each BLOB, on the same database.
+		withMDS := func(p metadata.Provider) string {
+			cfg := e.cfg
+			cfg.MDS = p
+			s, err := server.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s.Handler())
+			t.Cleanup(ts.Close)
+			return ts.URL
+		}
+		good, bad := withMDS(provider), withMDS(rprovider)
+		admin := &rptest.Client{BaseURL: good, Token: e.admin.Token}
+		if r, _ := admin.Do("PUT", "/v1/policy", api.Policy{Attestation: "verified"}, nil); r.Status != 200 {
+			t.Fatalf("verified with metadata: %d %+v", r.Status, r.Problem)
+		}
+		e.admin.Do("POST", "/v1/users", api.CreateUserRequest{Name: "kim"}, nil)
+		register := func(base string, k *rptest.Key) error {
+			c := &rptest.Client{BaseURL: base}
+			if _, err := c.Redeem("kim", e.grant("kim")); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Register(k, "")
+			return err
+		}
+		if err := register(good, genuine); err != nil {
+			t.Fatalf("listed key refused: %v", err)
+		}
+		if err := register(good, e.newKey()); err == nil || !strings.Contains(err.Error(), "attestation_not_verified") {
+			t.Fatalf("a key the BLOB does not vouch for: %v", err)
+		}
+		if err := register(bad, revoked); err == nil || !strings.Contains(err.Error(), "attestation_not_verified") {
+			t.Fatalf("a revoked model: %v", err)
+		}
+		time.Sleep(e.cfg.PolicyTTL) // the policy reaches the other instance
+		if err := register(e.url, e.newKey()); err == nil || !strings.Contains(err.Error(), "mds_not_configured") {
+			t.Fatalf("an instance without metadata under the verified policy: %v", err)
 		}
 	})
 }

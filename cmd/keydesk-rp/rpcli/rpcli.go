@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/mds"
 	"github.com/keydesk/keydesk/rp/metrics"
 	"github.com/keydesk/keydesk/rp/server"
 	"github.com/keydesk/keydesk/rp/storage"
@@ -68,6 +69,11 @@ serve also takes:
   --otlp-insecure   allow plain HTTP to a collector off loopback
   --trace-sample-ratio R
                     fraction of traces kept (default 1)
+  --mds FILE        FIDO Metadata Service BLOB, read once at start (no
+                    network): allows the "verified" attestation policy
+  --mds-root PEM    the BLOB's root certificate (default: FIDO's)
+  --mds-allow-expired
+                    load a BLOB past its nextUpdate, with a warning
 `
 
 // DefaultListen is where serve listens with no --listen.
@@ -200,6 +206,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	otlp := f.String("otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP collector base URL for traces")
 	otlpInsecure := f.Bool("otlp-insecure", false, "allow plain HTTP to a collector off loopback")
 	sampleRatio := f.Float64("trace-sample-ratio", 1, "fraction of traces sampled")
+	mdsFile := f.String("mds", "", "FIDO Metadata Service BLOB (a local file)")
+	mdsRoot := f.String("mds-root", "", "PEM file of the BLOB's root certificate (default: FIDO's)")
+	mdsAllowExpired := f.Bool("mds-allow-expired", false, "load a BLOB past its nextUpdate, with a warning")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -228,6 +237,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if *mdsFile != "" {
+		opts := mds.Options{AllowExpired: *mdsAllowExpired, Logf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }}
+		if *mdsRoot != "" {
+			pemBytes, err := os.ReadFile(*mdsRoot)
+			if err != nil {
+				return err
+			}
+			if opts.Roots, err = mds.ParseRoots(pemBytes); err != nil {
+				return err
+			}
+		}
+		provider, info, err := mds.Load(*mdsFile, opts)
+		if err != nil {
+			return err
+		}
+		cfg.MDS = provider
+		log.Info("FIDO metadata loaded", "number", info.Number, "nextUpdate", info.NextUpdate, "entries", info.Entries, "expired", info.Expired)
+	}
 	reg := prometheus.NewRegistry()
 	if cfg.Metrics, err = metrics.New(reg); err != nil {
 		return err
