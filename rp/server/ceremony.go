@@ -187,7 +187,7 @@ func (s *Server) beginCeremony(w http.ResponseWriter, r *http.Request, cer stora
 	cer.ID = newID()
 	cer.Session = sessionJSON
 	cer.ExpiresAt = s.cfg.Now().Add(s.cfg.CeremonyTTL).UTC().Truncate(time.Microsecond)
-	if err := s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error { return tx.CreateCeremony(cer) }); err != nil {
+	if err := s.cfg.Store.CreateCeremony(r.Context(), cer); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, api.CeremonyBegin{CeremonyID: cer.ID, PublicKey: optionsJSON, ExpiresAt: cer.ExpiresAt})
@@ -214,16 +214,26 @@ func (s *Server) replay(ctx context.Context, ceremonyID string, reqHash []byte) 
 	return res.Result, true, nil
 }
 
-// consume takes the ceremony in tx, checking its kind.
-func consume(tx storage.Tx, id string, kind storage.CeremonyKind, now time.Time) (*storage.Ceremony, *webauthn.SessionData, error) {
-	cer, err := tx.ConsumeCeremony(id, now)
+// consumeError maps a failed ConsumeCeremony to the answer.
+func consumeError(err error) error {
 	switch {
 	case errors.Is(err, storage.ErrExpired):
-		return nil, nil, problem(http.StatusGone, "ceremony_expired", "This ceremony timed out: begin again.")
+		return errCeremonyExpired
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrConsumed):
-		return nil, nil, errCeremonyUsed
-	case err != nil:
-		return nil, nil, err
+		return errCeremonyUsed
+	}
+	return err
+}
+
+// errCeremonyExpired is a finish after the ceremony's expiry.
+var errCeremonyExpired = problem(http.StatusGone, "ceremony_expired", "This ceremony timed out: begin again.")
+
+// peekCeremony reads a ceremony that can still be finished, checking its
+// kind, without consuming it.
+func (s *Server) peekCeremony(ctx context.Context, id string, kind storage.CeremonyKind, now time.Time) (*storage.Ceremony, *webauthn.SessionData, error) {
+	cer, err := s.cfg.Store.Ceremony(ctx, id, now)
+	if err != nil {
+		return nil, nil, consumeError(err)
 	}
 	if cer.Kind != kind {
 		return nil, nil, problem(http.StatusBadRequest, "wrong_ceremony", "This ceremony is not a %s.", kind)
@@ -269,53 +279,28 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 		return err
 	}
 	now := s.cfg.Now()
+	// Verification happens before the transaction, which only stores.
+	stored, err := s.verifyRegistration(r.Context(), c, wu, parsed, pol, req, now)
+	if errors.Is(err, errCeremonyUsed) {
+		if res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash); ok || rerr != nil {
+			return writeRaw(w, res, rerr)
+		}
+	}
+	if err != nil {
+		s.cfg.Metrics.Registration(metrics.ResultFailure)
+		return err
+	}
 	var result []byte
 	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
-		cer, sd, err := consume(tx, req.CeremonyID, storage.CeremonyRegistration, now)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(cer.UserID, c.user.ID) || !hmac.Equal(cer.SessionHash, c.session.TokenHash) {
-			return problem(http.StatusForbidden, "wrong_session", "This ceremony was begun by another session.")
-		}
-		wa := s.wa
-		if pol.Attestation == "verified" {
-			if s.waMDS == nil {
-				return problem(http.StatusServiceUnavailable, "mds_not_configured",
-					"The policy requires verified attestation, but this server has no FIDO metadata: ask an administrator.")
-			}
-			wa = s.waMDS
-		}
-		cred, err := wa.CreateCredential(wu, *sd, parsed)
-		if err != nil {
-			if wa == s.waMDS {
-				s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMetadataStatus)
-				return problem(http.StatusForbidden, "attestation_not_verified",
-					"This key's model could not be verified against the FIDO metadata (unknown, revoked or not genuine): %s.", protocolReason(err))
-			}
-			return problem(http.StatusBadRequest, "registration_failed", "The key's registration did not verify: %s.", protocolReason(err))
-		}
-		if wa == s.waMDS {
-			if err := mds.CheckAttested(cred); err != nil {
-				s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMetadataMissing)
-				return problem(http.StatusForbidden, "attestation_not_verified",
-					"This service requires keys whose model is verified by its attestation; this key sent none.")
-			}
-		}
-		if err := checkPolicy(pol, cred); err != nil {
-			s.cfg.Metrics.AttestationFailed(err.reason)
-			return err
-		}
-		nickname := orDefault(req.Nickname, cer.Nickname)
-		stored, err := StoredCredential(c.user.ID, nickname, cred, now)
-		if err != nil {
-			return err
+		if _, err := tx.ConsumeCeremony(req.CeremonyID, now); err != nil {
+			return consumeError(err)
 		}
 		if err := tx.CreateCredential(stored); errors.Is(err, storage.ErrConflict) {
 			return problem(http.StatusConflict, "already_registered", "This key is already registered.")
 		} else if err != nil {
 			return err
 		}
+		var err error
 		result, err = json.Marshal(keyOf(stored))
 		if err != nil {
 			return err
@@ -346,6 +331,49 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 func (s *Server) timeCeremony(c metrics.Ceremony) func() {
 	start := time.Now()
 	return func() { s.cfg.Metrics.ObserveCeremony(c, time.Since(start)) }
+}
+
+// verifyRegistration checks a registration response against its
+// ceremony, the caller's session and the policy, outside any transaction,
+// and returns the credential to store.
+func (s *Server) verifyRegistration(ctx context.Context, c *caller, wu *waUser, parsed *protocol.ParsedCredentialCreationData,
+	pol storage.Policy, req api.RegistrationFinishRequest, now time.Time) (storage.Credential, error) {
+	cer, sd, err := s.peekCeremony(ctx, req.CeremonyID, storage.CeremonyRegistration, now)
+	if err != nil {
+		return storage.Credential{}, err
+	}
+	if !bytes.Equal(cer.UserID, c.user.ID) || !hmac.Equal(cer.SessionHash, c.session.TokenHash) {
+		return storage.Credential{}, problem(http.StatusForbidden, "wrong_session", "This ceremony was begun by another session.")
+	}
+	wa := s.wa
+	if pol.Attestation == "verified" {
+		if s.waMDS == nil {
+			return storage.Credential{}, problem(http.StatusServiceUnavailable, "mds_not_configured",
+				"The policy requires verified attestation, but this server has no FIDO metadata: ask an administrator.")
+		}
+		wa = s.waMDS
+	}
+	cred, err := wa.CreateCredential(wu, *sd, parsed)
+	if err != nil {
+		if wa == s.waMDS {
+			s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMetadataStatus)
+			return storage.Credential{}, problem(http.StatusForbidden, "attestation_not_verified",
+				"This key's model could not be verified against the FIDO metadata (unknown, revoked or not genuine): %s.", protocolReason(err))
+		}
+		return storage.Credential{}, problem(http.StatusBadRequest, "registration_failed", "The key's registration did not verify: %s.", protocolReason(err))
+	}
+	if wa == s.waMDS {
+		if err := mds.CheckAttested(cred); err != nil {
+			s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMetadataMissing)
+			return storage.Credential{}, problem(http.StatusForbidden, "attestation_not_verified",
+				"This service requires keys whose model is verified by its attestation; this key sent none.")
+		}
+	}
+	if err := checkPolicy(pol, cred); err != nil {
+		s.cfg.Metrics.AttestationFailed(err.reason)
+		return storage.Credential{}, err
+	}
+	return StoredCredential(c.user.ID, orDefault(req.Nickname, cer.Nickname), cred, now)
 }
 
 // writeRaw answers a stored JSON result.

@@ -68,7 +68,11 @@ func (s *Server) loginBegin(w http.ResponseWriter, r *http.Request, _ *caller) e
 // specific about; the audit log keeps the reason.
 var errLoginFailed = problem(http.StatusUnauthorized, "login_failed", "The key's sign-in did not verify. Try again, or with another key.")
 
-// loginFinish verifies an assertion and opens a session.
+// loginFinish verifies an assertion and opens a session. Everything that
+// needs no lock (reading the ceremony and the credential, the signature
+// check) happens before the transaction, which only consumes the
+// ceremony, moves the counter, opens the session and audits: on SQLite
+// every write transaction waits for the one before.
 func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	var req api.LoginFinishRequest
 	body, err := s.readJSON(w, r, &req)
@@ -76,113 +80,83 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 		return err
 	}
 	defer s.timeCeremony(metrics.CeremonyLoginFinish)()
-	// A retry of a finished ceremony is answered once consuming the
-	// ceremony fails (replay), which costs nothing on the usual path.
 	reqHash := requestHash(body)
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(req.Credential)
 	if err != nil {
 		s.cfg.Metrics.AuthFailed(metrics.AuthReasonMalformed)
 		return problem(http.StatusBadRequest, "bad_credential", "The credential is not an authentication response: %s.", protocolReason(err))
 	}
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	cer, sd, err := s.peekCeremony(r.Context(), req.CeremonyID, storage.CeremonyLogin, now)
+	if errors.Is(err, errCeremonyUsed) {
+		// A retry of a finished sign-in gets its first answer.
+		res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash)
+		if ok || rerr != nil {
+			return s.writeSession(w, req.CeremonyID, res, rerr)
+		}
+	}
+	if err != nil {
+		return err
+	}
 	pol, err := s.policy(r.Context())
 	if err != nil {
 		return err
 	}
-	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	var (
-		result  []byte
-		owner   *waUser // the credential's owner, once known
-		failure string  // the audited reason of a refusal
-		refused error
-	)
+	v, err := s.verifyLogin(r.Context(), cer, sd, parsed, pol)
+	if err != nil {
+		return err
+	}
+	if v.failure != "" {
+		s.cfg.Metrics.AuthFailed(authReason(v.failure))
+		if err := s.failLogin(r, cer.ID, v, now, pol); err != nil {
+			return err
+		}
+		return v.refused
+	}
+
+	var result []byte
 	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
-		owner, failure, refused, result = nil, "", nil, nil
-		cer, sd, err := consume(tx, req.CeremonyID, storage.CeremonyLogin, now)
+		result = nil
+		if _, err := tx.ConsumeCeremony(cer.ID, now); err != nil {
+			return consumeError(err)
+		}
+		// The key may have been revoked, or used, since it was read.
+		cur, err := tx.Credential(v.stored.ID)
 		if err != nil {
 			return err
 		}
-		fail := func(reason string, answer error) error {
-			failure, refused = reason, answer
-			return nil // the ceremony stays consumed; the failure is audited below
+		if cur.Revoked() {
+			return errKeyRevoked
 		}
-		stored, err := tx.Credential(parsed.RawID)
-		if errors.Is(err, storage.ErrNotFound) {
-			return fail("unknown_credential", errLoginFailed)
-		} else if err != nil {
-			return err
+		newCount := v.cred.Authenticator.SignCount
+		if v.clone {
+			newCount = v.stored.SignCount
 		}
-		u, err := tx.UserByID(stored.UserID)
-		if err != nil {
-			return err
-		}
-		if owner, err = withCredential(u, stored, sd.AllowedCredentialIDs); err != nil {
-			return err
-		}
-		if cer.UserID != nil && !bytes.Equal(cer.UserID, owner.u.ID) {
-			return fail("other_users_credential", errLoginFailed)
-		}
-		if stored.Revoked() {
-			return fail("revoked_credential", problem(http.StatusForbidden, "key_revoked", "This key was revoked and cannot sign in."))
-		}
-		if owner.u.Disabled {
-			return fail("user_disabled", problem(http.StatusForbidden, "user_disabled", "This account is disabled: ask your helpdesk."))
-		}
-		var cred *webauthn.Credential
-		if cer.UserID != nil {
-			cred, err = s.wa.ValidateLogin(owner, *sd, parsed)
-		} else {
-			cred, err = s.wa.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
-				if !bytes.Equal(userHandle, owner.u.ID) {
-					return nil, errors.New("user handle does not match the credential's owner")
-				}
-				return owner, nil
-			}, *sd, parsed)
-		}
-		if err != nil {
-			return fail("verification: "+protocolReason(err), errLoginFailed)
-		}
-		// The credential's row is locked (tx.Credential) before the
-		// audit head (record): every transaction takes them in that order.
-		clone := cred.Authenticator.CloneWarning
-		regressed := func() error {
-			return s.record(tx, r, owner.u.Name, audit.RoleUser, audit.ActionCounterRegressed, owner.u.Name, stored.ID,
-				map[string]string{"refused": boolString(pol.RefuseCounterRegression)})
-		}
-		if clone && pol.RefuseCounterRegression {
-			if err := regressed(); err != nil {
-				return err
-			}
-			return fail("counter_regressed", problem(http.StatusForbidden, "possible_clone",
-				"This key's signature counter went backwards, a sign of a copied key: it cannot sign in. Ask your helpdesk."))
-		}
-		newCount := cred.Authenticator.SignCount
-		if clone {
-			newCount = stored.SignCount
-		}
-		if err := tx.UpdateSignCount(stored.ID, stored.SignCount, newCount, now); errors.Is(err, storage.ErrConflict) {
+		if err := tx.UpdateSignCount(v.stored.ID, v.stored.SignCount, newCount, now); errors.Is(err, storage.ErrConflict) {
 			return problem(http.StatusConflict, "concurrent_login", "Another sign-in with this key happened at the same moment: try again.")
 		} else if err != nil {
 			return err
 		}
-		if clone {
-			if err := regressed(); err != nil {
+		if v.clone {
+			if err := s.record(tx, r, v.owner.u.Name, audit.RoleUser, audit.ActionCounterRegressed, v.owner.u.Name, v.stored.ID,
+				map[string]string{"refused": "false"}); err != nil {
 				return err
 			}
 		}
 		sess := storage.Session{
-			TokenHash: hashToken(s.sessionToken(cer.ID)), UserID: owner.u.ID, Scope: storage.ScopeFull,
+			TokenHash: hashToken(s.sessionToken(cer.ID)), UserID: v.owner.u.ID, Scope: storage.ScopeFull,
 			CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), AuthTime: now,
 		}
 		if err := tx.CreateSession(sess); err != nil {
 			return err
 		}
-		if result, err = json.Marshal(api.Session{ExpiresAt: sess.ExpiresAt, Scope: string(sess.Scope), User: userOf(owner.u)}); err != nil {
+		if result, err = json.Marshal(api.Session{ExpiresAt: sess.ExpiresAt, Scope: string(sess.Scope), User: userOf(v.owner.u)}); err != nil {
 			return err
 		}
 		if err := tx.SaveCeremonyResult(storage.CeremonyResult{CeremonyID: cer.ID, RequestHash: reqHash, Result: result, CreatedAt: now}); err != nil {
 			return err
 		}
-		return s.record(tx, r, owner.u.Name, audit.RoleUser, audit.ActionLoginSucceeded, owner.u.Name, stored.ID, nil)
+		return s.record(tx, r, v.owner.u.Name, audit.RoleUser, audit.ActionLoginSucceeded, v.owner.u.Name, v.stored.ID, nil)
 	})
 	if errors.Is(err, errCeremonyUsed) {
 		if res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash); ok || rerr != nil {
@@ -192,31 +166,102 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 	if err != nil {
 		return err
 	}
-	if refused != nil {
-		s.cfg.Metrics.AuthFailed(authReason(failure))
-		s.auditLoginFailure(r, owner, parsed.RawID, failure)
-		return refused
-	}
 	s.cfg.Metrics.AuthSucceeded()
 	return s.writeSession(w, req.CeremonyID, result, nil)
 }
 
-// auditLoginFailure records a refused sign-in in its own transaction (the
-// sign-in's rolled back or committed without it).
-func (s *Server) auditLoginFailure(r *http.Request, owner *waUser, credID []byte, reason string) {
-	actor, subject := "anonymous", ""
-	if owner != nil {
-		actor, subject = owner.u.Name, owner.u.Name
+// errKeyRevoked is a sign-in with a revoked key.
+var errKeyRevoked = problem(http.StatusForbidden, "key_revoked", "This key was revoked and cannot sign in.")
+
+// loginCheck is what verifying a sign-in found.
+type loginCheck struct {
+	owner  *waUser // nil when the credential is unknown
+	stored *storage.Credential
+	cred   *webauthn.Credential // as go-webauthn verified it
+	clone  bool                 // the counter went backwards
+	// failure is the audited reason of a refusal, refused its answer.
+	failure string
+	refused error
+}
+
+// verifyLogin checks an assertion against the ceremony and the stored
+// credential, outside any transaction. A refusal is returned in the
+// loginCheck, to be audited; err is for failures of the server.
+func (s *Server) verifyLogin(ctx context.Context, cer *storage.Ceremony, sd *webauthn.SessionData,
+	parsed *protocol.ParsedCredentialAssertionData, pol storage.Policy) (*loginCheck, error) {
+	v := &loginCheck{}
+	fail := func(reason string, answer error) (*loginCheck, error) {
+		v.failure, v.refused = reason, answer
+		return v, nil
 	}
+	stored, err := s.cfg.Store.Credential(ctx, parsed.RawID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fail("unknown_credential", errLoginFailed)
+	} else if err != nil {
+		return nil, err
+	}
+	u, err := s.cfg.Store.UserByID(ctx, stored.UserID)
+	if err != nil {
+		return nil, err
+	}
+	v.stored = stored
+	if v.owner, err = withCredential(u, stored, sd.AllowedCredentialIDs); err != nil {
+		return nil, err
+	}
+	switch {
+	case cer.UserID != nil && !bytes.Equal(cer.UserID, u.ID):
+		return fail("other_users_credential", errLoginFailed)
+	case stored.Revoked():
+		return fail("revoked_credential", errKeyRevoked)
+	case u.Disabled:
+		return fail("user_disabled", problem(http.StatusForbidden, "user_disabled", "This account is disabled: ask your helpdesk."))
+	}
+	if cer.UserID != nil {
+		v.cred, err = s.wa.ValidateLogin(v.owner, *sd, parsed)
+	} else {
+		v.cred, err = s.wa.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
+			if !bytes.Equal(userHandle, u.ID) {
+				return nil, errors.New("user handle does not match the credential's owner")
+			}
+			return v.owner, nil
+		}, *sd, parsed)
+	}
+	if err != nil {
+		return fail("verification: "+protocolReason(err), errLoginFailed)
+	}
+	v.clone = v.cred.Authenticator.CloneWarning
+	if v.clone && pol.RefuseCounterRegression {
+		return fail("counter_regressed", problem(http.StatusForbidden, "possible_clone",
+			"This key's signature counter went backwards, a sign of a copied key: it cannot sign in. Ask your helpdesk."))
+	}
+	return v, nil
+}
+
+// failLogin records a refused sign-in: the ceremony is used up, and the
+// audit log says why (and, for a copied key, that its counter went back).
+func (s *Server) failLogin(r *http.Request, ceremonyID string, v *loginCheck, now time.Time, pol storage.Policy) error {
+	actor, subject := "anonymous", ""
+	var credID []byte
+	if v.owner != nil {
+		actor, subject, credID = v.owner.u.Name, v.owner.u.Name, v.stored.ID
+	}
+	reason := v.failure
 	if len(reason) > 200 {
 		reason = reason[:200]
 	}
 	err := s.cfg.Store.Tx(context.WithoutCancel(r.Context()), func(tx storage.Tx) error {
+		if _, err := tx.ConsumeCeremony(ceremonyID, now); err != nil {
+			return consumeError(err)
+		}
+		if v.failure == "counter_regressed" {
+			if err := s.record(tx, r, actor, audit.RoleUser, audit.ActionCounterRegressed, subject, credID,
+				map[string]string{"refused": boolString(pol.RefuseCounterRegression)}); err != nil {
+				return err
+			}
+		}
 		return s.record(tx, r, actor, audit.RoleAnonymous, audit.ActionLoginFailed, subject, credID, map[string]string{"reason": reason})
 	})
-	if err != nil {
-		s.cfg.Logger.ErrorContext(r.Context(), "audit login failure", "err", err)
-	}
+	return err
 }
 
 // writeSession answers a login's stored result with its token, derived

@@ -224,6 +224,15 @@ type Store interface {
 	// Credentials lists a user's keys, revoked ones included, oldest first.
 	Credentials(ctx context.Context, userID []byte) ([]Credential, error)
 
+	// CreateCeremony stores a begun ceremony. It is the one change made
+	// outside Tx: nothing is audited for it, and a begin is the busiest
+	// write there is. ErrConflict if the ID exists, ErrNotFound if its
+	// user does not.
+	CreateCeremony(ctx context.Context, c Ceremony) error
+	// Ceremony reads a ceremony that can still be finished, without
+	// consuming it, so that a finish verifies its response before the
+	// transaction that consumes it: ErrNotFound, ErrConsumed, ErrExpired.
+	Ceremony(ctx context.Context, id string, now time.Time) (*Ceremony, error)
 	CeremonyResult(ctx context.Context, ceremonyID string) (*CeremonyResult, error)
 	// Session finds an unexpired session by its token hash.
 	Session(ctx context.Context, tokenHash []byte, now time.Time) (*Session, error)

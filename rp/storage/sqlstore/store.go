@@ -216,6 +216,64 @@ func (s *Store) Credentials(ctx context.Context, userID []byte) ([]storage.Crede
 	return credentials(ctx, s.pdb, s.q, userID, false)
 }
 
+// CreateCeremony stores a begun ceremony in one statement, outside any
+// transaction (on SQLite it still waits for the write slot).
+func (s *Store) CreateCeremony(ctx context.Context, c storage.Ceremony) error {
+	const op = "create ceremony"
+	if err := checkCeremony(op, c); err != nil {
+		return err
+	}
+	if s.d.SerializeWrites {
+		select {
+		case s.writeSlot <- struct{}{}:
+			defer func() { <-s.writeSlot }()
+		case <-ctx.Done():
+			return fmt.Errorf("sqlstore: %s: %w", op, ctx.Err())
+		}
+	}
+	res, err := s.pdb.ExecContext(ctx, s.q.get(insertCeremony), ceremonyArgs(c)...)
+	switch {
+	case err != nil && s.d.ForeignKeyViolation(err):
+		return fmt.Errorf("sqlstore: %s: %w (%w)", op, storage.ErrNotFound, err)
+	case err != nil:
+		return fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlstore: %s: %w", op, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlstore: %s: ID taken: %w", op, storage.ErrConflict)
+	}
+	return nil
+}
+
+// Ceremony reads a ceremony that can still be finished.
+func (s *Store) Ceremony(ctx context.Context, id string, now time.Time) (*storage.Ceremony, error) {
+	const op = "ceremony"
+	c := storage.Ceremony{ID: id}
+	var (
+		kind     string
+		expires  int64
+		consumed sql.NullInt64
+	)
+	err := s.pdb.QueryRowContext(ctx, s.q.get(`SELECT kind, user_id, session_hash, session, nickname, expires_at, consumed_at
+		FROM ceremonies WHERE id = $1`), id).
+		Scan(&kind, &c.UserID, &c.SessionHash, &c.Session, &c.Nickname, &expires, &consumed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, err)
+	case consumed.Valid:
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConsumed)
+	case expires <= now.UnixMicro():
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrExpired)
+	}
+	c.Kind = storage.CeremonyKind(kind)
+	c.UserID, c.SessionHash, c.Session = orNil(c.UserID), orNil(c.SessionHash), orNil(c.Session)
+	c.ExpiresAt = fromMicros(expires)
+	return &c, nil
+}
+
 // CeremonyResult finds the answer a finished ceremony gave.
 func (s *Store) CeremonyResult(ctx context.Context, ceremonyID string) (*storage.CeremonyResult, error) {
 	r := storage.CeremonyResult{CeremonyID: ceremonyID}

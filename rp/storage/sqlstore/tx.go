@@ -254,25 +254,37 @@ func (t *tx) UpdateSignCount(id []byte, old, new uint32, usedAt time.Time) error
 // exists, storage.ErrNotFound if it names an unknown user.
 func (t *tx) CreateCeremony(c storage.Ceremony) error {
 	const op = "create ceremony"
-	switch {
-	case c.ID == "":
-		return invalid(op, "empty ceremony ID")
-	case c.Kind != storage.CeremonyRegistration && c.Kind != storage.CeremonyLogin:
-		return invalid(op, "unknown kind %.32q", c.Kind)
+	if err := checkCeremony(op, c); err != nil {
+		return err
 	}
 	if len(c.UserID) > 0 {
 		if err := t.userMustExist(op, c.UserID); err != nil {
 			return err
 		}
 	}
-	n, err := t.exec(op, `INSERT INTO ceremonies (id, kind, user_id, session_hash, session, nickname, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-		c.ID, string(c.Kind), orNil(c.UserID), orNil(c.SessionHash), orNil(c.Session), c.Nickname, c.ExpiresAt.UnixMicro())
+	n, err := t.exec(op, insertCeremony, ceremonyArgs(c)...)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("sqlstore: %s: ID taken: %w", op, storage.ErrConflict)
+	}
+	return nil
+}
+
+const insertCeremony = `INSERT INTO ceremonies (id, kind, user_id, session_hash, session, nickname, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
+
+func ceremonyArgs(c storage.Ceremony) []any {
+	return []any{c.ID, string(c.Kind), orNil(c.UserID), orNil(c.SessionHash), orNil(c.Session), c.Nickname, c.ExpiresAt.UnixMicro()}
+}
+
+func checkCeremony(op string, c storage.Ceremony) error {
+	switch {
+	case c.ID == "":
+		return invalid(op, "empty ceremony ID")
+	case c.Kind != storage.CeremonyRegistration && c.Kind != storage.CeremonyLogin:
+		return invalid(op, "unknown kind %.32q", c.Kind)
 	}
 	return nil
 }

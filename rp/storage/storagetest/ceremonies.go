@@ -14,6 +14,35 @@ var ceremonyTests = []test{
 	{"ConsumeCeremonyHasExactlyOneWinner", testConsumeCeremonyRace},
 	{"CeremonyResultRoundTripsAndIsKeptOnce", testCeremonyResult},
 	{"DeleteExpiredRemovesOnlyWhatExpired", testDeleteExpired},
+	{"StoreCreateCeremonyAndPeek", testStoreCeremony},
+}
+
+// testStoreCeremony creates ceremonies outside a transaction and reads
+// them without consuming: the read refuses what a consume would.
+func testStoreCeremony(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	u := newUser(t, s, "alice")
+	c := storage.Ceremony{ID: "peek", Kind: storage.CeremonyRegistration, UserID: u.ID, SessionHash: randomBytes(32),
+		Session: []byte(`{"challenge":"x"}`), Nickname: "n", ExpiresAt: t0.Add(5 * time.Minute)}
+	wantErr(t, "CreateCeremony", s.CreateCeremony(ctx, c), nil)
+	wantErr(t, "CreateCeremony again", s.CreateCeremony(ctx, c), storage.ErrConflict)
+	wantErr(t, "CreateCeremony for an unknown user", s.CreateCeremony(ctx, storage.Ceremony{ID: "x", Kind: storage.CeremonyRegistration,
+		UserID: randomBytes(32), ExpiresAt: t0}), storage.ErrNotFound)
+	if err := s.CreateCeremony(ctx, storage.Ceremony{ID: "y", ExpiresAt: t0}); err == nil {
+		t.Error("CreateCeremony of no kind: no error")
+	}
+	got, err := s.Ceremony(ctx, c.ID, t0)
+	wantErr(t, "Ceremony", err, nil)
+	wantEqual(t, "peeked ceremony", *got, c)
+	_, err = s.Ceremony(ctx, c.ID, t0) // peeking consumes nothing
+	wantErr(t, "Ceremony again", err, nil)
+	_, err = s.Ceremony(ctx, "nope", t0)
+	wantErr(t, "Ceremony of a missing one", err, storage.ErrNotFound)
+	_, err = s.Ceremony(ctx, c.ID, c.ExpiresAt)
+	wantErr(t, "Ceremony at its expiry", err, storage.ErrExpired)
+	mustTx(t, s, func(tx storage.Tx) (err error) { _, err = tx.ConsumeCeremony(c.ID, t0); return err })
+	_, err = s.Ceremony(ctx, c.ID, t0)
+	wantErr(t, "Ceremony once consumed", err, storage.ErrConsumed)
 }
 
 // newCeremony begins a login ceremony that expires at t0 plus 5 minutes.
