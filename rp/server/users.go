@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/rand"
 	"errors"
-	"iter"
 	"net/http"
 	"slices"
 	"strconv"
@@ -239,26 +238,8 @@ func (s *Server) setDisabled(w http.ResponseWriter, r *http.Request, c *caller) 
 // exportAudit streams the whole audit log as JSONL (audit.WriteJSONL),
 // for `keydesk-rp audit verify`.
 func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request, c *caller) error {
-	const page = 500
 	var failed error
-	entries := iter.Seq[audit.Entry](func(yield func(audit.Entry) bool) {
-		for from := uint64(1); ; {
-			batch, err := s.cfg.Store.Audit(r.Context(), from, page)
-			if err != nil {
-				failed = err
-				return
-			}
-			for _, e := range batch {
-				if !yield(e) {
-					return
-				}
-				from = e.Seq + 1
-			}
-			if len(batch) < page {
-				return
-			}
-		}
-	})
+	entries := storage.AllAudit(r.Context(), s.cfg.Store, &failed)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	if err := audit.WriteJSONL(w, entries); err != nil {
 		return err

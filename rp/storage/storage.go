@@ -10,6 +10,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"iter"
 	"time"
 
 	"github.com/keydesk/keydesk/rp/audit"
@@ -246,6 +247,30 @@ type Store interface {
 	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// AllAudit iterates over the whole audit log in order, reading it a page
+// at a time. A read error ends the iteration and is left in *failed.
+func AllAudit(ctx context.Context, s Store, failed *error) iter.Seq[audit.Entry] {
+	const page = 1000
+	return func(yield func(audit.Entry) bool) {
+		for from := uint64(1); ; {
+			batch, err := s.Audit(ctx, from, page)
+			if err != nil {
+				*failed = err
+				return
+			}
+			for _, e := range batch {
+				if !yield(e) {
+					return
+				}
+				from = e.Seq + 1
+			}
+			if len(batch) < page {
+				return
+			}
+		}
+	}
 }
 
 // Tx is a transaction: every change, and the audit entry recording it.

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"net"
 	"net/http"
@@ -370,24 +369,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		bw := bufio.NewWriter(w)
 		var failed error
-		entries := iter.Seq[audit.Entry](func(yield func(audit.Entry) bool) {
-			for from := uint64(1); ; {
-				batch, err := st.Audit(ctx, from, 1000)
-				if err != nil {
-					failed = err
-					return
-				}
-				for _, e := range batch {
-					if !yield(e) {
-						return
-					}
-					from = e.Seq + 1
-				}
-				if len(batch) < 1000 {
-					return
-				}
-			}
-		})
+		entries := storage.AllAudit(ctx, st, &failed)
 		if err := audit.WriteJSONL(bw, entries); err != nil {
 			return err
 		}

@@ -130,15 +130,17 @@ func (t *tx) SetUserRoles(userID []byte, roles []storage.Role) error {
 	if err != nil {
 		return invalid(op, "%v", err)
 	}
-	return t.updateUser(op, `UPDATE users SET roles = $2 WHERE id = $1`, userID, r)
+	return t.execOne(op, `UPDATE users SET roles = $2 WHERE id = $1`, userID, r)
 }
 
 // SetUserDisabled disables or enables a user.
 func (t *tx) SetUserDisabled(userID []byte, disabled bool) error {
-	return t.updateUser("set user disabled", `UPDATE users SET disabled = $2 WHERE id = $1`, userID, disabled)
+	return t.execOne("set user disabled", `UPDATE users SET disabled = $2 WHERE id = $1`, userID, disabled)
 }
 
-func (t *tx) updateUser(op, query string, args ...any) error {
+// execOne runs a statement that must change a row: storage.ErrNotFound
+// when it changed none.
+func (t *tx) execOne(op, query string, args ...any) error {
 	n, err := t.exec(op, query, args...)
 	if err != nil {
 		return err
@@ -192,15 +194,7 @@ func (t *tx) Credentials(userID []byte) ([]storage.Credential, error) {
 
 // RenameCredential sets a credential's nickname.
 func (t *tx) RenameCredential(id []byte, nickname string) error {
-	const op = "rename credential"
-	n, err := t.exec(op, `UPDATE credentials SET nickname = $2 WHERE id = $1`, id, nickname)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
-	}
-	return nil
+	return t.execOne("rename credential", `UPDATE credentials SET nickname = $2 WHERE id = $1`, id, nickname)
 }
 
 // RevokeCredential revokes a credential at the given time with a reason.
@@ -415,15 +409,7 @@ func (t *tx) CreateSession(s storage.Session) error {
 
 // DeleteSession ends a session: storage.ErrNotFound if there is none.
 func (t *tx) DeleteSession(tokenHash []byte) error {
-	const op = "delete session"
-	n, err := t.exec(op, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
-	}
-	return nil
+	return t.execOne("delete session", `DELETE FROM sessions WHERE token_hash = $1`, tokenHash)
 }
 
 // CreateGrant stores a new grant: storage.ErrConflict if its ID or code
