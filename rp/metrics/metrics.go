@@ -41,6 +41,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keydesk/keydesk/rp/httpstatus"
 )
 
 // Result is the outcome of a ceremony.
@@ -444,13 +446,13 @@ func (m *Metrics) InstrumentHandler(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httpstatus.Wrap(w)
 		next.ServeHTTP(sw, r)
 		route := r.Pattern
 		if route == "" {
 			route = RouteUnmatched
 		}
-		m.httpDuration.WithLabelValues(route, codeClass(sw.status)).Observe(time.Since(start).Seconds())
+		m.httpDuration.WithLabelValues(route, codeClass(sw.Status())).Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -466,35 +468,3 @@ func codeClass(status int) string {
 		return "other"
 	}
 }
-
-// statusWriter remembers the first status written through it. Unwrap lets
-// [http.ResponseController] reach the underlying writer's Flush, deadlines
-// and hijacking.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush passes a flush on, for handlers that assert [http.Flusher].
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

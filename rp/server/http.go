@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keydesk/keydesk/rp/api"
+	"github.com/keydesk/keydesk/rp/httpstatus"
 	"github.com/keydesk/keydesk/rp/ratelimit"
 	"github.com/keydesk/keydesk/rp/storage"
 )
@@ -57,7 +58,7 @@ func (s *Server) handle(pattern string, a access, h handler) {
 	s.access[pattern] = a
 	s.mux.HandleFunc(pattern, func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+		w := httpstatus.Wrap(rw)
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		c, err := s.authorize(r, a)
@@ -70,7 +71,7 @@ func (s *Server) handle(pattern string, a access, h handler) {
 		// The route, never the path or query (which could carry an
 		// identifier), and never a header.
 		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("route", pattern),
-			slog.Int("status", w.status), slog.Duration("took", time.Since(start)),
+			slog.Int("status", w.Status()), slog.Duration("took", time.Since(start)),
 			slog.String("client", clientAddr(r, s.cfg.TrustedProxies)))
 	})
 }
@@ -122,19 +123,6 @@ func (s *Server) authorize(r *http.Request, a access) (*caller, error) {
 	}
 	return nil, errForbidden
 }
-
-// statusWriter remembers the status written, for the request log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 	if ip := ratelimit.ClientIP(r, trusted); ip.IsValid() {

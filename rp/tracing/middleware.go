@@ -12,6 +12,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/keydesk/keydesk/rp/httpstatus"
 )
 
 // propagator reads W3C traceparent and tracestate. Baggage is not read:
@@ -46,7 +48,7 @@ func Middleware(tp trace.TracerProvider, next http.Handler) http.Handler {
 			trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(method))
 		r = r.WithContext(ctx)
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httpstatus.Wrap(w)
 		done := false
 		defer func() {
 			name(span, r)
@@ -60,7 +62,7 @@ func Middleware(tp trace.TracerProvider, next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 		done = true
-		status := sw.status
+		status := sw.Status()
 		if status == 0 {
 			status = http.StatusOK
 		}
@@ -137,35 +139,3 @@ func End(span trace.Span, err error) {
 	}
 	span.End()
 }
-
-// statusWriter remembers the first final status written through it.
-// Unwrap lets [http.ResponseController] reach the underlying writer's
-// Flush, deadlines and hijacking.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush passes a flush on, for handlers that assert [http.Flusher].
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
