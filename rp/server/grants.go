@@ -97,6 +97,9 @@ func (s *Server) issueGrant(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
+	if err := mayManage(c, u); err != nil {
+		return err
+	}
 	if u.Disabled {
 		return problem(http.StatusConflict, "user_disabled", "This account is disabled: enable it first.")
 	}

@@ -226,5 +226,8 @@ func (s *Server) revokeUserKey(w http.ResponseWriter, r *http.Request, c *caller
 	if err != nil {
 		return err
 	}
+	if err := mayManage(c, u); err != nil {
+		return err
+	}
 	return s.revoke(w, r, c, u, false)
 }

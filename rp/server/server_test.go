@@ -850,3 +850,37 @@ func TestVerifiedAttestation(t *testing.T) {
 		}
 	})
 }
+
+// TestHelpdeskCannotTakeOverPrivilegedAccounts: a helpdesk member who
+// could issue an enrollment code for an admin could enroll their own key
+// there and become admin.
+func TestHelpdeskCannotTakeOverPrivilegedAccounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		helpdesk, _ := e.user("hank", "helpdesk")
+		e.user("hope", "helpdesk")
+		e.user("lou")
+		var rootKeys api.Keys
+		e.admin.Do("GET", "/v1/me/keys", nil, &rootKeys)
+		for _, tt := range []struct {
+			name, method, path string
+			body               any
+			want               int
+		}{
+			{"ShouldRefuseACodeForAnAdmin", "POST", "/v1/users/root/grants", api.IssueGrantRequest{}, 403},
+			{"ShouldRefuseACodeForAnotherHelpdeskMember", "POST", "/v1/users/hope/grants", api.IssueGrantRequest{}, 403},
+			{"ShouldRefuseRevokingAnAdminsKey", "POST", "/v1/users/root/keys/" + rootKeys.Keys[0].ID + "/revoke", api.RevokeKeyRequest{Reason: "x"}, 403},
+			{"ShouldAllowACodeForAUser", "POST", "/v1/users/lou/grants", api.IssueGrantRequest{}, 201},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				r, _ := helpdesk.Do(tt.method, tt.path, tt.body, nil)
+				if r.Status != tt.want {
+					t.Fatalf("%d %+v, want %d", r.Status, r.Problem, tt.want)
+				}
+			})
+		}
+		if r, _ := e.admin.Do("POST", "/v1/users/hope/grants", api.IssueGrantRequest{}, nil); r.Status != 201 {
+			t.Fatalf("an admin issuing a code for a helpdesk member: %d", r.Status)
+		}
+	})
+}

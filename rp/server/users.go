@@ -62,6 +62,19 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request, c *caller) 
 	return nil
 }
 
+// mayManage refuses a helpdesk member acting on an account that holds a
+// role (helpdesk or admin): an enrollment code for an admin account would
+// let its issuer enroll their own key there and become admin. Admins may
+// act on every account.
+func mayManage(c *caller, target *storage.User) error {
+	if c.user.HasRole(storage.RoleAdmin) || len(target.Roles) == 0 ||
+		(!target.HasRole(storage.RoleHelpdesk) && !target.HasRole(storage.RoleAdmin)) {
+		return nil
+	}
+	return problem(http.StatusForbidden, "admin_only",
+		"Only an admin may issue codes for, or revoke keys of, a helpdesk or admin account.")
+}
+
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 	u, err := s.pathUser(r)
 	if err != nil {
