@@ -39,9 +39,6 @@ func (s *Server) loginBegin(w http.ResponseWriter, r *http.Request, _ *caller) e
 	defer s.timeCeremony(metrics.CeremonyLoginBegin)()
 	var wu *waUser
 	if name := normalizeName(req.Username); name != "" {
-		if err := s.limitAccount(name); err != nil {
-			return err
-		}
 		u, err := s.cfg.Store.UserByName(r.Context(), name)
 		switch {
 		case err == nil && !u.Disabled:

@@ -71,9 +71,11 @@ type Config struct {
 	// believed, for rate limits and the audit log's addresses.
 	TrustedProxies []netip.Prefix
 	// IPRate and IPBurst limit each client address's requests (20 a
-	// second, bursts of 60). AccountRate and AccountBurst limit sign-in
-	// and enrollment-code attempts per user name (one every 6 seconds,
-	// bursts of 10), which is what makes guessing a code hopeless.
+	// second, bursts of 60). AccountRate and AccountBurst limit
+	// enrollment-code attempts per user name (one every 6 seconds, bursts
+	// of 10), which is what makes guessing a code hopeless. Sign-ins are
+	// not limited per account: an assertion cannot be guessed, and a
+	// limit anyone can spend by naming a user would lock that user out.
 	IPRate       float64
 	IPBurst      int
 	AccountRate  float64
@@ -269,8 +271,8 @@ func (s *Server) RunJanitor(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// limitAccount counts an attempt on the account name: a 429 with
-// Retry-After once its budget is spent.
+// limitAccount counts an enrollment-code attempt on the account name: a
+// 429 with Retry-After once its budget is spent.
 func (s *Server) limitAccount(name string) error {
 	ok, wait := s.perAccount.Allow("user:"+name, s.cfg.Now())
 	if ok {
