@@ -117,19 +117,16 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 		if _, err := tx.ConsumeCeremony(cer.ID, now); err != nil {
 			return consumeError(err)
 		}
-		// The key may have been revoked, or used, since it was read.
-		cur, err := tx.Credential(v.stored.ID)
-		if err != nil {
-			return err
-		}
-		if cur.Revoked() {
-			return errKeyRevoked
-		}
 		newCount := v.cred.Authenticator.SignCount
 		if v.clone {
 			newCount = v.stored.SignCount
 		}
+		// The counter moves only from what was read, and only on an
+		// unrevoked key: the key may have been revoked, or used, since.
 		if err := tx.UpdateSignCount(v.stored.ID, v.stored.SignCount, newCount, now); errors.Is(err, storage.ErrConflict) {
+			if cur, err := tx.Credential(v.stored.ID); err == nil && cur.Revoked() {
+				return errKeyRevoked
+			}
 			return problem(http.StatusConflict, "concurrent_login", "Another sign-in with this key happened at the same moment: try again.")
 		} else if err != nil {
 			return err
