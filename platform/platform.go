@@ -121,6 +121,10 @@ type Authenticator interface {
 	Device() Device
 	// Info reads authenticatorGetInfo and the retry counters.
 	Info(ctx context.Context) (*Info, error)
+	// Describe reads authenticatorGetInfo only, what a list of keys
+	// shows: PINRetries and UVRetries are -1. It asks the key half as
+	// many questions as Info.
+	Describe(ctx context.Context) (*Info, error)
 
 	// SetPIN sets the first PIN, after checking it against the key's
 	// policy (CheckPIN).

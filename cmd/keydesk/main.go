@@ -14,7 +14,14 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := context.Background(), func() {}
+	if cli.MayWait(os.Args[1:]) {
+		// Ctrl-C cancels the wait (CTAPHID_CANCEL) and puts the
+		// terminal's echo back. Commands that never wait keep the default,
+		// ending at once, and spare the process the thread that forwarding
+		// signals costs: a listing of keys is no slower than fido2-token's.
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt)
+	}
 	err := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err == nil {

@@ -52,8 +52,33 @@ func (k *Key) Info(ctx context.Context) (*platform.Info, error) {
 	return k.info(ctx, "read key information")
 }
 
+// Describe reads authenticatorGetInfo only.
+func (k *Key) Describe(ctx context.Context) (*platform.Info, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.getInfo(ctx, "read key information")
+}
+
 // info is Info for an operation in progress, named op in errors.
 func (k *Key) info(ctx context.Context, op string) (*platform.Info, error) {
+	info, err := k.getInfo(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	// The counters stay -1 when the key does not answer, as in libfido2.
+	if n, ok := k.retries(ctx, softkey.ClientPINGetPINRetries); ok {
+		info.PINRetries = n
+	}
+	if _, builtInUV := info.Options["uv"]; builtInUV {
+		if n, ok := k.retries(ctx, softkey.ClientPINGetUVRetries); ok {
+			info.UVRetries = n
+		}
+	}
+	return info, nil
+}
+
+// getInfo reads authenticatorGetInfo, with the counters at -1.
+func (k *Key) getInfo(ctx context.Context, op string) (*platform.Info, error) {
 	var r getInfoResponse
 	if err := k.call(ctx, op, softkey.CmdGetInfo, nil, &r); err != nil {
 		return nil, err
@@ -77,15 +102,6 @@ func (k *Key) info(ctx context.Context, op string) (*platform.Info, error) {
 	}
 	if r.RemainingDiscCreds != nil {
 		info.RemainingDiscoverableCredentials = int(*r.RemainingDiscCreds)
-	}
-	// The counters stay -1 when the key does not answer, as in libfido2.
-	if n, ok := k.retries(ctx, softkey.ClientPINGetPINRetries); ok {
-		info.PINRetries = n
-	}
-	if _, builtInUV := info.Options["uv"]; builtInUV {
-		if n, ok := k.retries(ctx, softkey.ClientPINGetUVRetries); ok {
-			info.UVRetries = n
-		}
 	}
 	return info, nil
 }

@@ -35,13 +35,15 @@ static const char *kd_str(char **arr, size_t i) { return arr[i]; }
 // not answer stays -1: the PIN's on a FIDO 2.0 key without clientPin, the
 // UV one (asked only when getInfo lists the "uv" option) without built-in
 // user verification.
-static int kd_get_info(fido_dev_t *dev, fido_cbor_info_t *ci, int *pin_retries, int *uv_retries) {
+static int kd_get_info(fido_dev_t *dev, fido_cbor_info_t *ci, int counters, int *pin_retries, int *uv_retries) {
 	int r = fido_dev_get_cbor_info(dev, ci);
 	if (r != FIDO_OK)
 		return r;
 	int n;
 	*pin_retries = -1;
 	*uv_retries = -1;
+	if (!counters)
+		return FIDO_OK;
 	if (fido_dev_get_retry_count(dev, &n) == FIDO_OK)
 		*pin_retries = n;
 	char **names = fido_cbor_info_options_name_ptr(ci);
@@ -172,11 +174,18 @@ type rawInfo struct {
 }
 
 // info reads getInfo and the retry counters.
-func (d *device) info() (*rawInfo, int) {
+func (d *device) info() (*rawInfo, int) { return d.getInfo(true) }
+
+// getInfo reads getInfo, and the retry counters when counters is set.
+func (d *device) getInfo(counters bool) (*rawInfo, int) {
 	ci := C.fido_cbor_info_new()
 	defer C.fido_cbor_info_free(&ci)
 	var pinRetries, uvRetries C.int
-	if r := C.kd_get_info(d.dev, ci, &pinRetries, &uvRetries); r != C.FIDO_OK {
+	c := C.int(0)
+	if counters {
+		c = 1
+	}
+	if r := C.kd_get_info(d.dev, ci, c, &pinRetries, &uvRetries); r != C.FIDO_OK {
 		return nil, int(r)
 	}
 	ri := &rawInfo{options: map[string]bool{}, pinRetries: int(pinRetries), uvRetries: int(uvRetries)}

@@ -127,11 +127,16 @@ func openError(op, path string, code int) error {
 }
 
 // Info reads authenticatorGetInfo and the PIN and UV retry counters.
-func (k *Key) Info(ctx context.Context) (*platform.Info, error) {
+func (k *Key) Info(ctx context.Context) (*platform.Info, error) { return k.readInfo(ctx, true) }
+
+// Describe reads authenticatorGetInfo only.
+func (k *Key) Describe(ctx context.Context) (*platform.Info, error) { return k.readInfo(ctx, false) }
+
+func (k *Key) readInfo(ctx context.Context, counters bool) (*platform.Info, error) {
 	var ri *rawInfo
 	err := k.session(ctx, "read key information", func(d *device) error {
 		var code int
-		ri, code = d.info()
+		ri, code = d.getInfo(counters)
 		return platform.FromCode("read key information", code)
 	})
 	if err != nil {

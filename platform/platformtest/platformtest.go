@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -39,6 +40,18 @@ func Run(t *testing.T, open Opener) {
 				info.PINRetries != 8 || info.MinPINLength != 4 || info.RemainingDiscoverableCredentials != 25 ||
 				info.EnterpriseAttestation() != platform.EnterpriseAttestationDisabled {
 				t.Fatalf("info %+v", info)
+			}
+		}},
+		{name: "ShouldDescribeAsInfoDoesButTheCounters", run: func(t *testing.T, k platform.Authenticator, _ *softkey.Authenticator) {
+			wantKind(t, k.SetPIN(ctx, "1234"), nil)
+			info := must(k.Info(ctx))(t)
+			desc := must(k.Describe(ctx))(t)
+			if desc.PINRetries != -1 || desc.UVRetries != -1 || info.UVRetries == -1 {
+				t.Fatalf("Describe counters %d/%d, Info's %d/%d", desc.PINRetries, desc.UVRetries, info.PINRetries, info.UVRetries)
+			}
+			desc.PINRetries, desc.UVRetries = info.PINRetries, info.UVRetries
+			if !reflect.DeepEqual(desc, info) {
+				t.Fatalf("Describe %+v\nInfo %+v", desc, info)
 			}
 		}},
 		{name: "ShouldCheckThePINPolicyFirst", run: func(t *testing.T, k platform.Authenticator, _ *softkey.Authenticator) {

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"github.com/keydesk/keydesk/platform/softkey/identity"
 )
 
 // AAGUID identifies the Keydesk software key model (ef185f03-0d9a-4909-8ff0-93c535aa9ecd).
 // Every software key shares it, as every key of one hardware model does.
-var AAGUID = [16]byte{0xef, 0x18, 0x5f, 0x03, 0x0d, 0x9a, 0x49, 0x09, 0x8f, 0xf0, 0x93, 0xc5, 0x35, 0xaa, 0x9e, 0xcd}
+var AAGUID = identity.AAGUID
 
 // oidFIDOGenCeAAGUID is the attestation certificate extension that names
 // the authenticator model (id-fido-gen-ce-aaguid).

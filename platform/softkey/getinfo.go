@@ -1,5 +1,7 @@
 package softkey
 
+import "github.com/keydesk/keydesk/platform/softkey/identity"
+
 // authenticatorGetInfoResponse is the response of authenticatorGetInfo (0x04).
 //
 // Specification: §6.4. authenticatorGetInfo (0x04) (https://fidoalliance.org/specs/fido-v2.1-ps-20210615/fido-client-to-authenticator-protocol-v2.1-ps-20210615.html#authenticatorGetInfo)
@@ -67,7 +69,7 @@ func (a *Authenticator) getInfo() *authenticatorGetInfoResponse {
 	}
 	remaining := uint(max(a.cfg.MaxCredentials-len(a.st.Credentials), 0))
 	return &authenticatorGetInfoResponse{
-		Versions:                         []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1"}, // U2F_V2: U2F over CTAPHID_MSG (u2f.go)
+		Versions:                         append([]string(nil), identity.Versions...),
 		Extensions:                       []string{"credProtect", "hmac-secret", "minPinLength"},
 		AAGUID:                           AAGUID[:],
 		Options:                          opts,

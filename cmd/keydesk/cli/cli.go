@@ -85,6 +85,21 @@ exit codes:
   5  cancelled, timed out, or refused on the key
 `
 
+// MayWait reports whether the command args names may wait for the user
+// (a touch, a PIN, a confirmation), so that Ctrl-C must cancel it cleanly
+// rather than end the process. Listing keys and reading their information
+// never wait.
+func MayWait(args []string) bool {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return false // devices
+	}
+	switch args[0] {
+	case "devices", "info", "help":
+		return false
+	}
+	return true
+}
+
 // ExitError is an error with the exit code keydesk ends with. Its message
 // is the plain-language one of a *platform.Error when there is one.
 type ExitError struct {

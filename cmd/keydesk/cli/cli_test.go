@@ -705,3 +705,26 @@ var (
 	mustTool = softkeytest.MustTool
 	infoLine = softkeytest.InfoLine
 )
+
+func TestMayWait(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"--json"}, false},
+		{[]string{"devices", "--json"}, false},
+		{[]string{"info"}, false},
+		{[]string{"help"}, false},
+		{[]string{"pin", "set"}, true},
+		{[]string{"creds", "list"}, true},
+		{[]string{"reset", "--yes"}, true},
+		{[]string{"fingerprints", "add"}, true},
+		{[]string{"config", "always-uv"}, true},
+		{[]string{"no-such-command"}, true},
+	} {
+		if got := MayWait(tt.args); got != tt.want {
+			t.Errorf("MayWait(%q) = %v, want %v", tt.args, got, tt.want)
+		}
+	}
+}

@@ -10,10 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fxamacker/cbor/v2"
-
 	"github.com/keydesk/keydesk/platform"
-	"github.com/keydesk/keydesk/platform/softkey"
+	"github.com/keydesk/keydesk/platform/softkey/identity"
 )
 
 // deviceJSON is one key in the output of "keydesk devices --json".
@@ -57,11 +55,7 @@ func (e *env) devices(ctx context.Context, args []string) error {
 	}
 	if len(found) == 0 {
 		fmt.Fprintln(e.stdout, "No hardware security key found.")
-		v, err := virtualKey()
-		if err != nil {
-			return err
-		}
-		printDevice(e.stdout, "-", v)
+		printDevice(e.stdout, "-", virtualKey())
 		return nil
 	}
 	for _, d := range out.Devices {
@@ -99,7 +93,7 @@ func (e *env) probe(ctx context.Context, i int, d platform.Device) deviceJSON {
 	key, err := e.enum.Open(ctx, d)
 	if err == nil {
 		var info *platform.Info
-		if info, err = key.Info(ctx); err == nil {
+		if info, err = key.Describe(ctx); err == nil {
 			out.Model, out.AAGUID, out.PINSet = info.Model, hex.EncodeToString(info.AAGUID[:]), info.PINSet()
 			if info.Versions != nil {
 				out.Versions = info.Versions
@@ -129,24 +123,10 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // virtualKey describes the in-process software key offered when no
-// hardware key is present, labelled so nobody mistakes it for one.
-func virtualKey() (deviceJSON, error) {
-	k, err := softkey.New(softkey.Config{})
-	if err != nil {
-		return deviceJSON{}, err
-	}
-	resp := k.CBOR(context.Background(), []byte{byte(softkey.CmdGetInfo)}, nil)
-	if len(resp) == 0 || resp[0] != 0 {
-		return deviceJSON{}, errors.New("virtual key: getInfo failed")
-	}
-	var info struct {
-		Versions []string `cbor:"1,keyasint"`
-		AAGUID   []byte   `cbor:"3,keyasint"`
-	}
-	if err := cbor.Unmarshal(resp[1:], &info); err != nil {
-		return deviceJSON{}, fmt.Errorf("virtual key: %w", err)
-	}
+// hardware key is present, labelled so nobody mistakes it for one. It
+// is described, not started: a listing need not create a key.
+func virtualKey() deviceJSON {
 	return deviceJSON{Path: "(in-process)", Transport: string(platform.TransportVirtual),
 		Model:    "Keydesk virtual key (software, for trying Keydesk out)",
-		Versions: info.Versions, AAGUID: hex.EncodeToString(info.AAGUID)}, nil
+		Versions: append([]string(nil), identity.Versions...), AAGUID: hex.EncodeToString(identity.AAGUID[:])}
 }
