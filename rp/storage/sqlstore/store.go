@@ -72,9 +72,10 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 // Tx runs f in a transaction and commits it when f returns nil. When the
 // database rolls the transaction back because of a concurrent one, it
 // runs f again, up to maxAttempts times. The storage.Tx given to f is for
-// f's goroutine only and must not be used after f returns. f may read
-// through the Store, which sees only what is committed, but must not call
-// Tx: a write transaction waiting for its own would wait until ctx ends.
+// f's goroutine only and must not be used after f returns. f reads
+// through its storage.Tx, not through the Store: the pool may be bounded
+// (PostgreSQL's is), and on SQLite a write transaction waiting for its own
+// would wait until ctx ends.
 func (s *Store) Tx(ctx context.Context, f func(tx storage.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := s.tryTx(ctx, f)
