@@ -77,7 +77,9 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 		return err
 	}
 	defer s.timeCeremony(metrics.CeremonyLoginFinish)()
-	reqHash := requestHash(body)
+	// The answer holds a session token, so a retry must also come from
+	// the same address: whoever else repeats the signed body gets 409.
+	reqHash := requestHash(append(body, "\x00"+clientAddr(r, s.cfg.TrustedProxies)...))
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(req.Credential)
 	if err != nil {
 		s.cfg.Metrics.AuthFailed(metrics.AuthReasonMalformed)

@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -883,4 +885,43 @@ func TestHelpdeskCannotTakeOverPrivilegedAccounts(t *testing.T) {
 			t.Fatalf("an admin issuing a code for a helpdesk member: %d", r.Status)
 		}
 	})
+}
+
+// TestRetriedLoginFromElsewhere: the answer to a finished sign-in holds a
+// session token, so only a retry from the same address gets it again.
+func TestRetriedLoginFromElsewhere(t *testing.T) {
+	e := newEnv(t, backends[0].dsn)
+	cfg := e.cfg
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	_, key := e.user("olga")
+	var b api.CeremonyBegin
+	e.client().Do("POST", "/v1/login/begin", api.LoginBeginRequest{}, &b)
+	cred, _ := key.Get(b.PublicKey)
+	body, _ := json.Marshal(api.LoginFinishRequest{CeremonyID: b.CeremonyID, Credential: cred})
+	finish := func(from string) *http.Response {
+		req, _ := http.NewRequest("POST", ts.URL+"/v1/login/finish", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := finish("198.51.100.7"); r.StatusCode != 200 {
+		t.Fatalf("first finish: %d", r.StatusCode)
+	}
+	if r := finish("198.51.100.7"); r.StatusCode != 200 {
+		t.Fatalf("retry from the same address: %d", r.StatusCode)
+	}
+	if r := finish("203.0.113.9"); r.StatusCode != 409 {
+		t.Fatalf("repeat from another address: %d", r.StatusCode)
+	}
 }
