@@ -14,6 +14,26 @@ import (
 type stmts struct {
 	db *sql.DB
 	m  sync.Map // query text -> *sql.Stmt
+	// warming marks the queries being prepared in the background.
+	warming sync.Map // query text -> struct{}
+}
+
+// lookup returns the cached statement for query, if there is one.
+func (c *stmts) lookup(query string) *sql.Stmt {
+	if st, ok := c.m.Load(query); ok {
+		return st.(*sql.Stmt)
+	}
+	return nil
+}
+
+// warm prepares query in the background, once. A transaction must not
+// prepare on the pool itself: preparing takes a second connection, and
+// with a bounded pool every transaction could end up waiting for one.
+func (c *stmts) warm(query string) {
+	if _, busy := c.warming.LoadOrStore(query, struct{}{}); busy {
+		return
+	}
+	go c.get(context.Background(), query)
 }
 
 // get returns the prepared statement for query, or nil when it cannot be
@@ -71,23 +91,29 @@ type preparedTx struct {
 	tx *sql.Tx
 }
 
+// A query not yet prepared runs unprepared on the transaction's own
+// connection, and is prepared in the background for the next time.
+
 func (p preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := p.c.get(ctx, query); st != nil {
+	if st := p.c.lookup(query); st != nil {
 		return p.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
+	p.c.warm(query)
 	return p.tx.ExecContext(ctx, query, args...)
 }
 
 func (p preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := p.c.get(ctx, query); st != nil {
+	if st := p.c.lookup(query); st != nil {
 		return p.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
+	p.c.warm(query)
 	return p.tx.QueryContext(ctx, query, args...)
 }
 
 func (p preparedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := p.c.get(ctx, query); st != nil {
+	if st := p.c.lookup(query); st != nil {
 		return p.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
+	p.c.warm(query)
 	return p.tx.QueryRowContext(ctx, query, args...)
 }
