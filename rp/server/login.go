@@ -190,14 +190,10 @@ func (s *Server) verifyLogin(ctx context.Context, cer *storage.Ceremony, sd *web
 		v.failure, v.refused = reason, answer
 		return v, nil
 	}
-	stored, err := s.cfg.Store.Credential(ctx, parsed.RawID)
+	stored, u, err := s.cfg.Store.CredentialWithUser(ctx, parsed.RawID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fail("unknown_credential", errLoginFailed)
 	} else if err != nil {
-		return nil, err
-	}
-	u, err := s.cfg.Store.UserByID(ctx, stored.UserID)
-	if err != nil {
 		return nil, err
 	}
 	v.stored = stored

@@ -222,6 +222,8 @@ type Store interface {
 	CountUsers(ctx context.Context) (int, error)
 
 	Credential(ctx context.Context, id []byte) (*Credential, error)
+	// CredentialWithUser reads a credential and its owner at once.
+	CredentialWithUser(ctx context.Context, id []byte) (*Credential, *User, error)
 	// Credentials lists a user's keys, revoked ones included, oldest first.
 	Credentials(ctx context.Context, userID []byte) ([]Credential, error)
 

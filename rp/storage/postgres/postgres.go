@@ -73,6 +73,7 @@ func Open(ctx context.Context, url string) (storage.Store, error) {
 var Dialect = sqlstore.Dialect{
 	Name:           "postgres",
 	Blob:           "BYTEA",
+	ModifyingCTE:   true,
 	RowLocks:       true,
 	TxOptions:      sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	LockMigrations: lockMigrations,

@@ -28,6 +28,10 @@ type Dialect struct {
 	// write lock first so that they run one at a time and never fail
 	// half way to upgrade a read lock.
 	TxOptions sql.TxOptions
+	// ModifyingCTE lets one statement insert an audit entry and move the
+	// chain's head (WITH ... INSERT ... UPDATE): a round trip less while
+	// the head's lock is held. SQLite has no data-modifying CTEs.
+	ModifyingCTE bool
 	// SerializeWrites lets one Store.Tx at a time into the database
 	// within this process, so that writers queue in order instead of
 	// polling the database's busy lock.

@@ -100,38 +100,63 @@ func parseRoles(s string) []storage.Role {
 
 const userColumns = `id, name, display_name, roles, disabled, created_at`
 
+// userRow is a user being scanned: dest lists where userColumns go,
+// user builds the result.
+type userRow struct {
+	u       storage.User
+	roles   string
+	created int64
+}
+
+func (r *userRow) dest() []any {
+	return []any{&r.u.ID, &r.u.Name, &r.u.DisplayName, &r.roles, &r.u.Disabled, &r.created}
+}
+
+func (r *userRow) user() *storage.User {
+	r.u.Roles = parseRoles(r.roles)
+	r.u.CreatedAt = fromMicros(r.created)
+	return &r.u
+}
+
 func scanUser(sc scanner) (*storage.User, error) {
-	var (
-		u       storage.User
-		roles   string
-		created int64
-	)
-	if err := sc.Scan(&u.ID, &u.Name, &u.DisplayName, &roles, &u.Disabled, &created); err != nil {
+	var r userRow
+	if err := sc.Scan(r.dest()...); err != nil {
 		return nil, notFound(err)
 	}
-	u.Roles = parseRoles(roles)
-	u.CreatedAt = fromMicros(created)
-	return &u, nil
+	return r.user(), nil
 }
 
 const credentialColumns = `id, user_id, nickname, webauthn, attestation, aaguid, sign_count, attestation_type,
 	created_at, last_used_at, revoked_at, revoke_reason, provisioned_by, batch`
 
+// credentialRow is a credential being scanned, as userRow.
+type credentialRow struct {
+	c                 storage.Credential
+	signCount         int64
+	created           int64
+	lastUsed, revoked sql.NullInt64
+}
+
+func (r *credentialRow) dest() []any {
+	c := &r.c
+	return []any{&c.ID, &c.UserID, &c.Nickname, &c.WebAuthn, &c.Attestation, &c.AAGUID, &r.signCount, &c.AttestationType,
+		&r.created, &r.lastUsed, &r.revoked, &c.RevokeReason, &c.ProvisionedBy, &c.Batch}
+}
+
+func (r *credentialRow) credential() *storage.Credential {
+	c := &r.c
+	c.WebAuthn, c.Attestation, c.AAGUID = orNil(c.WebAuthn), orNil(c.Attestation), orNil(c.AAGUID)
+	c.SignCount = uint32(r.signCount)
+	c.CreatedAt, c.LastUsedAt, c.RevokedAt = fromMicros(r.created), fromNullMicros(r.lastUsed), fromNullMicros(r.revoked)
+	return c
+}
+
 func scanCredential(sc scanner) (*storage.Credential, error) {
-	var (
-		c                 storage.Credential
-		signCount         int64
-		created           int64
-		lastUsed, revoked sql.NullInt64
-	)
-	if err := sc.Scan(&c.ID, &c.UserID, &c.Nickname, &c.WebAuthn, &c.Attestation, &c.AAGUID, &signCount, &c.AttestationType,
-		&created, &lastUsed, &revoked, &c.RevokeReason, &c.ProvisionedBy, &c.Batch); err != nil {
+	var r credentialRow
+	if err := sc.Scan(r.dest()...); err != nil {
 		return nil, notFound(err)
 	}
-	c.WebAuthn, c.Attestation, c.AAGUID = orNil(c.WebAuthn), orNil(c.Attestation), orNil(c.AAGUID)
-	c.SignCount = uint32(signCount)
-	c.CreatedAt, c.LastUsedAt, c.RevokedAt = fromMicros(created), fromNullMicros(lastUsed), fromNullMicros(revoked)
-	return &c, nil
+	return r.credential(), nil
 }
 
 const grantColumns = `id, user_id, kind, code_hash, issued_by, created_at, expires_at, max_uses, uses, revoked_at`

@@ -211,6 +211,29 @@ func (s *Store) Credential(ctx context.Context, id []byte) (*storage.Credential,
 	return credential(ctx, s.pdb, s.q, id, false)
 }
 
+// CredentialWithUser reads a credential and its owner in one query.
+func (s *Store) CredentialWithUser(ctx context.Context, id []byte) (*storage.Credential, *storage.User, error) {
+	var (
+		cr credentialRow
+		ur userRow
+	)
+	query := `SELECT ` + prefixed("c.", credentialColumns) + `, ` + prefixed("u.", userColumns) + `
+		FROM credentials c JOIN users u ON u.id = c.user_id WHERE c.id = $1`
+	if err := s.pdb.QueryRowContext(ctx, s.q.get(query), id).Scan(append(cr.dest(), ur.dest()...)...); err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: credential with user: %w", notFound(err))
+	}
+	return cr.credential(), ur.user(), nil
+}
+
+// prefixed qualifies each of a column list's names with p.
+func prefixed(p, columns string) string {
+	names := strings.Split(columns, ",")
+	for i, n := range names {
+		names[i] = p + strings.TrimSpace(n)
+	}
+	return strings.Join(names, ", ")
+}
+
 // Credentials lists a user's credentials, revoked ones included, oldest
 // first.
 func (s *Store) Credentials(ctx context.Context, userID []byte) ([]storage.Credential, error) {

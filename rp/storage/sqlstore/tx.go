@@ -520,16 +520,30 @@ func (t *tx) AppendAudit(e audit.Entry) (audit.Entry, error) {
 	if err != nil {
 		return audit.Entry{}, fmt.Errorf("sqlstore: %s: details: %w", op, err)
 	}
-	n, err := t.exec(op, `INSERT INTO audit (seq, version, happened_at, actor, actor_role, action, subject, credential_id,
+	args := []any{int64(next.Seq), next.Version, next.Time.UnixMicro(), next.Actor, string(next.ActorRole), string(next.Action),
+		next.Subject, next.CredentialID, next.RemoteAddr, details, next.PrevHash[:], next.Hash[:]}
+	const insert = `INSERT INTO audit (seq, version, happened_at, actor, actor_role, action, subject, credential_id,
 			remote_addr, details, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
-		int64(next.Seq), next.Version, next.Time.UnixMicro(), next.Actor, string(next.ActorRole), string(next.Action),
-		next.Subject, next.CredentialID, next.RemoteAddr, details, next.PrevHash[:], next.Hash[:])
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`
+	conflict := fmt.Errorf("sqlstore: %s: seq %d exists but the chain head is %d: %w", op, next.Seq, seq, storage.ErrConflict)
+	if t.s.d.ModifyingCTE {
+		// One statement: the head moves only if the entry went in.
+		n, err := t.exec(op, `WITH entry AS (`+insert+` RETURNING seq)
+			UPDATE audit_head SET seq = $1, hash = $12 WHERE id = 1 AND EXISTS (SELECT 1 FROM entry)`, args...)
+		if err != nil {
+			return audit.Entry{}, err
+		}
+		if n == 0 {
+			return audit.Entry{}, conflict
+		}
+		return next, nil
+	}
+	n, err := t.exec(op, insert, args...)
 	if err != nil {
 		return audit.Entry{}, err
 	}
 	if n == 0 {
-		return audit.Entry{}, fmt.Errorf("sqlstore: %s: seq %d exists but the chain head is %d: %w", op, next.Seq, seq, storage.ErrConflict)
+		return audit.Entry{}, conflict
 	}
 	if _, err := t.exec(op, `UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`, int64(next.Seq), next.Hash[:]); err != nil {
 		return audit.Entry{}, err

@@ -45,6 +45,12 @@ func testCredentialRoundTrip(t *testing.T, s storage.Store) {
 			t.Fatal(err)
 		}
 		wantEqual(t, "Credential", *got, want)
+		got, owner, err := s.CredentialWithUser(ctx, want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEqual(t, "CredentialWithUser's credential", *got, want)
+		wantEqual(t, "CredentialWithUser's user", *owner, *u)
 		mustTx(t, s, func(tx storage.Tx) error {
 			got, err := tx.Credential(want.ID)
 			if err != nil {
@@ -53,6 +59,9 @@ func testCredentialRoundTrip(t *testing.T, s storage.Store) {
 			wantEqual(t, "Tx.Credential", *got, want)
 			return nil
 		})
+	}
+	if _, _, err := s.CredentialWithUser(ctx, []byte("nope")); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("CredentialWithUser of an unknown ID: %v", err)
 	}
 	list, err := s.Credentials(ctx, u.ID)
 	if err != nil {
