@@ -127,10 +127,14 @@ static int kd_hid_write(void *handle, const unsigned char *buf, size_t len) {
 	struct kd_hid *h = handle;
 	if (len != kd_report_len + 1)
 		return -1;
-	// buf[0] is the report ID, then the channel and the command.
-	memcpy(h->cid, buf + 1, 4);
-	if ((buf[5] & 0x80) != 0 && buf[5] != kd_cmd_cancel)
-		h->status = 0; // a new request
+	// buf[0] is the report ID, then the channel and the command. A new
+	// request (an initialization packet other than CTAPHID_CANCEL, which
+	// fido_dev_cancel sends from another thread while a read waits) sets
+	// the channel and clears the status; nothing else touches them.
+	if ((buf[5] & 0x80) != 0 && buf[5] != kd_cmd_cancel) {
+		memcpy(h->cid, buf + 1, 4);
+		h->status = 0;
+	}
 	ssize_t r = write(h->fd, buf, len);
 	return r == (ssize_t)len ? (int)r : -1;
 }
