@@ -64,6 +64,9 @@ type Config struct {
 	// policy checks registrations against (rp/mds.Load reads it from a
 	// local file); nil refuses that policy.
 	MDS metadata.Provider
+	// MDSNextUpdate is the BLOB's nextUpdate, which /readyz reports, so
+	// that monitoring sees a BLOB that is due to be refreshed.
+	MDSNextUpdate time.Time
 
 	// Metrics records the service's SLIs; nil records nothing.
 	Metrics *metrics.Metrics
@@ -349,6 +352,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error
 		s.cfg.Logger.WarnContext(r.Context(), "not ready", "err", err)
 		return problem(http.StatusServiceUnavailable, "not_ready", "The database does not answer.")
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if !s.cfg.MDSNextUpdate.IsZero() {
+		body["mdsNextUpdate"] = s.cfg.MDSNextUpdate
+		body["mdsExpired"] = s.cfg.Now().After(s.cfg.MDSNextUpdate)
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }

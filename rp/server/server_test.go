@@ -925,3 +925,29 @@ func TestRetriedLoginFromElsewhere(t *testing.T) {
 		t.Fatalf("repeat from another address: %d", r.StatusCode)
 	}
 }
+
+func TestReadyzReportsTheMetadataBLOB(t *testing.T) {
+	e := newEnv(t, backends[0].dsn)
+	cfg := e.cfg
+	cfg.MDSNextUpdate = e.clock.Now().Add(time.Hour)
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	ready := func() map[string]any {
+		var got map[string]any
+		if _, err := (&rptest.Client{BaseURL: ts.URL}).Do("GET", "/readyz", nil, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := ready(); got["status"] != "ready" || got["mdsExpired"] != false || got["mdsNextUpdate"] == nil {
+		t.Fatalf("readyz %v", got)
+	}
+	e.clock.Advance(2 * time.Hour)
+	if got := ready(); got["mdsExpired"] != true {
+		t.Fatalf("readyz past nextUpdate %v", got)
+	}
+}

@@ -251,7 +251,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cfg.MDS = provider
+		cfg.MDS, cfg.MDSNextUpdate = provider, info.NextUpdate
 		log.Info("FIDO metadata loaded", "number", info.Number, "nextUpdate", info.NextUpdate, "entries", info.Entries, "expired", info.Expired)
 	}
 	reg := prometheus.NewRegistry()
