@@ -210,6 +210,12 @@ func (t *tx) RevokeCredential(id []byte, at time.Time, reason string) error {
 	if err != nil || n > 0 {
 		return err
 	}
+	return t.credentialMustExist(op, id)
+}
+
+// credentialMustExist tells why a conditional update of a credential
+// changed nothing: storage.ErrNotFound when there is no such credential.
+func (t *tx) credentialMustExist(op string, id []byte) error {
 	ok, err := t.exists(op, `SELECT 1 FROM credentials WHERE id = $1`, id)
 	if err != nil {
 		return err
@@ -234,12 +240,8 @@ func (t *tx) UpdateSignCount(id []byte, old, new uint32, usedAt time.Time) error
 	if err != nil || n > 0 {
 		return err
 	}
-	ok, err := t.exists(op, `SELECT 1 FROM credentials WHERE id = $1`, id)
-	if err != nil {
+	if err := t.credentialMustExist(op, id); err != nil {
 		return err
-	}
-	if !ok {
-		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
 	}
 	return fmt.Errorf("sqlstore: %s: counter changed or credential revoked: %w", op, storage.ErrConflict)
 }
