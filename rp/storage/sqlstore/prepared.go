@@ -14,8 +14,11 @@ import (
 type stmts struct {
 	db *sql.DB
 	m  sync.Map // query text -> *sql.Stmt
-	// warming marks the queries being prepared in the background.
+	// warming marks the queries being prepared in the background, and
+	// warmers counts those goroutines, which close waits for: one still
+	// holding a connection would keep the database's files open.
 	warming sync.Map // query text -> struct{}
+	warmers sync.WaitGroup
 }
 
 // lookup returns the cached statement for query, if there is one.
@@ -33,7 +36,7 @@ func (c *stmts) warm(query string) {
 	if _, busy := c.warming.LoadOrStore(query, struct{}{}); busy {
 		return
 	}
-	go c.get(context.Background(), query)
+	c.warmers.Go(func() { c.get(context.Background(), query) })
 }
 
 // get returns the prepared statement for query, or nil when it cannot be
@@ -55,6 +58,7 @@ func (c *stmts) get(ctx context.Context, query string) *sql.Stmt {
 }
 
 func (c *stmts) close() {
+	c.warmers.Wait()
 	c.m.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()
 		return true
