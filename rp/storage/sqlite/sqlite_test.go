@@ -3,10 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keydesk/keydesk/rp/storage"
 	"github.com/keydesk/keydesk/rp/storage/storagetest"
@@ -118,5 +121,52 @@ func TestDSNSetsTheConnectionOptions(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("dsn = %s, want it to contain %s", got, want)
 		}
+	}
+}
+
+// walSalt is the first salt in the header of the WAL file beside path,
+// which SQLite changes each time the WAL starts over from its beginning.
+func walSalt(t *testing.T, path string) uint32 {
+	t.Helper()
+	b, err := os.ReadFile(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 32 {
+		t.Fatalf("WAL header is %d bytes", len(b))
+	}
+	return binary.BigEndian.Uint32(b[16:20])
+}
+
+// Connections never checkpoint on commit (wal_autocheckpoint is 0), so
+// without the store's own checkpoints the WAL would only grow: it starts
+// over only after everything in it was copied to the database.
+func TestWALIsCheckpointedInTheBackground(t *testing.T) {
+	path := newDatabase(t)
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	write := func() {
+		n++
+		c := storage.Ceremony{ID: fmt.Sprintf("c%d", n), Kind: storage.CeremonyLogin, ExpiresAt: time.Now().Add(time.Hour)}
+		if err := s.CreateCeremony(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	salt := walSalt(t, path)
+	for range 200 {
+		write()
+	}
+	deadline := time.Now().Add(20 * checkpointEvery)
+	for walSalt(t, path) == salt {
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL did not start over within %v of %d commits", 20*checkpointEvery, n)
+		}
+		time.Sleep(checkpointEvery / 5)
+		write()
 	}
 }

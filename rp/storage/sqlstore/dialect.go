@@ -32,9 +32,10 @@ type Dialect struct {
 	// chain's head (WITH ... INSERT ... UPDATE): a round trip less while
 	// the head's lock is held. SQLite has no data-modifying CTEs.
 	ModifyingCTE bool
-	// SerializeWrites lets one Store.Tx at a time into the database
-	// within this process, so that writers queue in order instead of
-	// polling the database's busy lock.
+	// SerializeWrites runs every write of this process through one
+	// committer, in group commits (see committer), so that writers queue
+	// in order instead of polling the database's busy lock, and share
+	// commits.
 	SerializeWrites bool
 	// LockMigrations, if not nil, takes a lock that keeps other processes
 	// from migrating the same database until unlock is called.

@@ -42,9 +42,9 @@ type Store struct {
 	// stmts caches prepared statements; pdb runs through it.
 	stmts *stmts
 	pdb   preparedDB
-	// writeSlot holds one token: a Tx takes it for its whole life when
-	// the dialect serializes writes.
-	writeSlot chan struct{}
+	// commit runs every write in group commits when the dialect
+	// serializes writes; nil otherwise.
+	commit *committer
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -59,24 +59,33 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, d: &d, writeSlot: make(chan struct{}, 1)}
+	s := &Store{db: db, d: &d}
 	s.q = &queries{d: s.d}
 	s.stmts = &stmts{db: db}
 	s.pdb = preparedDB{c: s.stmts}
 	if err := migrate(ctx, db, s.d, ms); err != nil {
 		return nil, err
 	}
+	if d.SerializeWrites {
+		s.commit = newCommitter(s)
+	}
 	return s, nil
 }
 
 // Tx runs f in a transaction and commits it when f returns nil. When the
 // database rolls the transaction back because of a concurrent one, it
-// runs f again, up to maxAttempts times. The storage.Tx given to f is for
-// f's goroutine only and must not be used after f returns. f reads
-// through its storage.Tx, not through the Store: the pool may be bounded
-// (PostgreSQL's is), and on SQLite a write transaction waiting for its own
-// would wait until ctx ends.
+// runs f again, up to maxAttempts times. Where the dialect serializes
+// writes, f runs on the committer's goroutine, in a savepoint of a
+// transaction it may share with other calls (a group commit); Tx returns
+// once that transaction committed, and re-panics a panic in f. The
+// storage.Tx given to f must not be used after f returns. f reads and
+// writes through its storage.Tx, never through the Store: the pool may be
+// bounded (PostgreSQL's is), and on SQLite a write through the Store from
+// inside f would wait for the committer that is running f.
 func (s *Store) Tx(ctx context.Context, f func(tx storage.Tx) error) error {
+	if s.commit != nil {
+		return s.commit.do(ctx, func(t *tx) error { return f(t) })
+	}
 	for attempt := 1; ; attempt++ {
 		err := s.tryTx(ctx, f)
 		if err == nil || attempt == maxAttempts || !s.d.Retryable(err) {
@@ -95,14 +104,6 @@ func (s *Store) Tx(ctx context.Context, f func(tx storage.Tx) error) error {
 
 // tryTx runs f in one transaction.
 func (s *Store) tryTx(ctx context.Context, f func(tx storage.Tx) error) (err error) {
-	if s.d.SerializeWrites {
-		select {
-		case s.writeSlot <- struct{}{}:
-			defer func() { <-s.writeSlot }()
-		case <-ctx.Done():
-			return fmt.Errorf("sqlstore: begin: %w", ctx.Err())
-		}
-	}
 	sqlTx, err := s.db.BeginTx(ctx, &s.d.TxOptions)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
@@ -139,6 +140,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.commit != nil {
+		s.commit.close()
+	}
 	s.stmts.close()
 	return s.db.Close()
 }
@@ -241,19 +245,24 @@ func (s *Store) Credentials(ctx context.Context, userID []byte) ([]storage.Crede
 }
 
 // CreateCeremony stores a begun ceremony in one statement, outside any
-// transaction (on SQLite it still waits for the write slot).
+// transaction where writers run concurrently, or in the next group commit
+// where they take turns.
 func (s *Store) CreateCeremony(ctx context.Context, c storage.Ceremony) error {
 	const op = "create ceremony"
 	if err := checkCeremony(op, c); err != nil {
 		return err
 	}
-	if s.d.SerializeWrites {
-		select {
-		case s.writeSlot <- struct{}{}:
-			defer func() { <-s.writeSlot }()
-		case <-ctx.Done():
-			return fmt.Errorf("sqlstore: %s: %w", op, ctx.Err())
-		}
+	if s.commit != nil {
+		// The foreign key checks the user: SQLite's transaction survives
+		// a violation, so the extra lookup tx.CreateCeremony makes is
+		// not needed.
+		return s.commit.do(ctx, func(t *tx) error {
+			n, err := t.exec(op, insertCeremony, ceremonyArgs(c)...)
+			if err == nil && n == 0 {
+				err = fmt.Errorf("sqlstore: %s: ID taken: %w", op, storage.ErrConflict)
+			}
+			return err
+		})
 	}
 	res, err := s.pdb.ExecContext(ctx, s.q.get(insertCeremony), ceremonyArgs(c)...)
 	switch {
@@ -301,13 +310,16 @@ func (s *Store) Ceremony(ctx context.Context, id string, now time.Time) (*storag
 // CeremonyResult finds the answer a finished ceremony gave.
 func (s *Store) CeremonyResult(ctx context.Context, ceremonyID string) (*storage.CeremonyResult, error) {
 	r := storage.CeremonyResult{CeremonyID: ceremonyID}
-	var created int64
-	err := s.pdb.QueryRowContext(ctx, s.q.get(`SELECT request_hash, result, created_at FROM ceremony_results WHERE ceremony_id = $1`),
+	var created sql.NullInt64
+	err := s.pdb.QueryRowContext(ctx, s.q.get(`SELECT request_hash, result, result_at FROM ceremonies WHERE id = $1`),
 		ceremonyID).Scan(&r.RequestHash, &r.Result, &created)
+	if err == nil && !created.Valid {
+		err = sql.ErrNoRows // begun, not finished
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: ceremony result: %w", notFound(err))
 	}
-	r.CreatedAt = fromMicros(created)
+	r.CreatedAt = fromMicros(created.Int64)
 	return &r, nil
 }
 

@@ -329,24 +329,21 @@ func (t *tx) ConsumeCeremony(id string, now time.Time) (*storage.Ceremony, error
 // ceremony is unknown.
 func (t *tx) SaveCeremonyResult(r storage.CeremonyResult) error {
 	const op = "save ceremony result"
-	ok, err := t.exists(op, `SELECT 1 FROM ceremonies WHERE id = $1`, r.CeremonyID)
-	if err != nil {
+	// NOT NULL in spirit: nil is stored as empty and read back as nil.
+	n, err := t.exec(op, `UPDATE ceremonies SET request_hash = $2, result = $3, result_at = $4
+		WHERE id = $1 AND result_at IS NULL`,
+		r.CeremonyID, nonNil(r.RequestHash), nonNil(r.Result), r.CreatedAt.UnixMicro())
+	if err != nil || n > 0 {
 		return err
 	}
-	if !ok {
+	ok, err := t.exists(op, `SELECT 1 FROM ceremonies WHERE id = $1`, r.CeremonyID)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
 		return fmt.Errorf("sqlstore: %s: ceremony: %w", op, storage.ErrNotFound)
 	}
-	// NOT NULL columns: nil is stored as empty and read back as nil.
-	n, err := t.exec(op, `INSERT INTO ceremony_results (ceremony_id, request_hash, result, created_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-		r.CeremonyID, nonNil(r.RequestHash), nonNil(r.Result), r.CreatedAt.UnixMicro())
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConflict)
-	}
-	return nil
+	return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConflict)
 }
 
 // nonNil returns an empty slice for nil, for NOT NULL byte columns.
@@ -363,10 +360,6 @@ func nonNil(b []byte) []byte {
 func (t *tx) DeleteExpired(now time.Time) (int, error) {
 	const op = "delete expired"
 	at := now.UnixMicro()
-	if _, err := t.exec(op, `DELETE FROM ceremony_results
-		WHERE ceremony_id IN (SELECT id FROM ceremonies WHERE expires_at <= $1)`, at); err != nil {
-		return 0, err
-	}
 	total := 0
 	for _, q := range []string{
 		`DELETE FROM ceremonies WHERE expires_at <= $1`,

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ var auditTests = []test{
 var transactionTests = []test{
 	{"FailedTransactionLeavesNothing", testTxRollback},
 	{"PanickingTransactionLeavesNothing", testTxPanic},
+	{"ConcurrentTransactionsCommitOrRollBackAlone", testTxIndependence},
+	{"TransactionOfAnEndedContextRunsNot", testTxEndedContext},
 	{"PingAnswers", func(t *testing.T, s storage.Store) { wantErr(t, "Ping", s.Ping(t.Context()), nil) }},
 }
 
@@ -284,5 +287,67 @@ func testTxPanic(t *testing.T, s storage.Store) {
 			panic(errRollback)
 		})
 	}()
+	wantNothingStored(t, s)
+}
+
+// Transactions running at once (which a store may commit together) keep
+// their outcomes apart: one that fails or panics leaves nothing, the
+// others all they wrote, and the audit chain has exactly theirs.
+func testTxIndependence(t *testing.T, s storage.Store) {
+	outcomes := []string{"ok", "error", "ok", "panic"}
+	errs := race(Racers, func(i int) (err error) {
+		outcome := outcomes[i%len(outcomes)]
+		defer func() {
+			if r := recover(); r != nil {
+				if outcome != "panic" || r != errRollback {
+					t.Errorf("transaction %d panicked with %v", i, r)
+				}
+				err = errors.New("panicked")
+			}
+		}()
+		return s.Tx(t.Context(), func(tx storage.Tx) error {
+			u := storage.User{ID: []byte(fmt.Sprintf("user-%d", i)), Name: fmt.Sprintf("user-%d", i), CreatedAt: t0}
+			if err := tx.CreateUser(u); err != nil {
+				return err
+			}
+			if _, err := tx.AppendAudit(entry(i, u.Name)); err != nil {
+				return err
+			}
+			switch outcome {
+			case "error":
+				return errRollback
+			case "panic":
+				panic(errRollback)
+			}
+			return nil
+		})
+	})
+	want := map[string]int{}
+	for i, err := range errs {
+		switch outcome := outcomes[i%len(outcomes)]; {
+		case outcome == "ok" && err == nil, outcome == "error" && errors.Is(err, errRollback),
+			outcome == "panic" && err != nil && err.Error() == "panicked":
+			want[outcome]++
+		default:
+			t.Errorf("transaction %d (%s) = %v", i, outcome, err)
+		}
+		_, uerr := s.UserByName(t.Context(), fmt.Sprintf("user-%d", i))
+		if ok := outcomes[i%len(outcomes)] == "ok"; ok != (uerr == nil) {
+			t.Errorf("transaction %d (%s): UserByName = %v", i, outcomes[i%len(outcomes)], uerr)
+		}
+	}
+	if got := verifyChain(t, s); len(got) != want["ok"] {
+		t.Errorf("%d audit entries, want %d (the committed transactions')", len(got), want["ok"])
+	}
+}
+
+// A transaction asked for with an ended context fails and writes nothing.
+func testTxEndedContext(t *testing.T, s storage.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := s.Tx(ctx, writeEverything)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Tx = %v, want context.Canceled", err)
+	}
 	wantNothingStored(t, s)
 }

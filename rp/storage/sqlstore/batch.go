@@ -1,0 +1,212 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// maxBatch bounds how many Store.Tx calls one group commit runs.
+const maxBatch = 32
+
+// errClosed is a write to a Store that Close has stopped.
+var errClosed = errors.New("sqlstore: the store is closed")
+
+// committer runs the write transactions of a database that takes one
+// writer at a time (Dialect.SerializeWrites) as group commits: every
+// Store.Tx waiting when the database becomes free runs, in turn, inside
+// one database transaction, each in a savepoint of its own, and one
+// commit makes them durable together. A Tx whose f fails is rolled back
+// to its savepoint and told at once; the others learn the commit's
+// outcome. Each statement and commit is paid once per batch instead of
+// once per request: on SQLite the commit (writing the WAL frames,
+// occasionally a checkpoint) costs as much as the statements of a
+// sign-in, and it is what every other writer waits for.
+type committer struct {
+	s *Store
+	// conn is the connection every batch runs on, kept so that its page
+	// cache stays valid: SQLite drops a connection's cache whenever
+	// another connection has written, and a batch on a fresh connection
+	// would read each page it touches from the file again.
+	conn      *sql.Conn
+	jobs      chan *job
+	closed    chan struct{} // closed by close
+	closeOnce sync.Once
+	done      chan struct{} // closed when run returns
+}
+
+// job is one Store.Tx waiting in the committer.
+type job struct {
+	ctx context.Context
+	f   func(*tx) error
+	// err is f's error, or the commit's; panicked holds what f panicked
+	// with, to panic with again on the caller's goroutine (the value as
+	// it was, so that a caller's recover sees what f threw).
+	err      error
+	panicked any
+	done     chan struct{}
+}
+
+func newCommitter(s *Store) *committer {
+	c := &committer{s: s, jobs: make(chan *job), closed: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// do runs f in the next batch and returns its outcome.
+func (c *committer) do(ctx context.Context, f func(*tx) error) error {
+	j := &job{ctx: ctx, f: f, done: make(chan struct{})}
+	select {
+	case c.jobs <- j:
+	case <-ctx.Done():
+		return fmt.Errorf("sqlstore: begin: %w", ctx.Err())
+	case <-c.closed:
+		return errClosed
+	}
+	<-j.done
+	if j.panicked != nil {
+		panic(j.panicked)
+	}
+	return j.err
+}
+
+// close stops the committer once its batch in progress has ended. It
+// may be called more than once.
+func (c *committer) close() {
+	c.closeOnce.Do(func() { close(c.closed) })
+	<-c.done
+}
+
+// run collects batches: whatever waits when the previous one ends.
+func (c *committer) run() {
+	defer close(c.done)
+	defer func() {
+		if c.conn != nil {
+			c.conn.Close()
+		}
+	}()
+	batch := make([]*job, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case j := <-c.jobs:
+			batch = append(batch, j)
+		case <-c.closed:
+			return
+		}
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-c.jobs:
+				batch = append(batch, j)
+			default:
+				break collect
+			}
+		}
+		c.commit(batch)
+	}
+}
+
+// commit runs batch in one transaction.
+func (c *committer) commit(batch []*job) {
+	s := c.s
+	finish := func(j *job, err error) {
+		j.err = err
+		close(j.done)
+	}
+	// The transaction belongs to no request: one caller giving up must
+	// not roll back the others' work.
+	sqlTx, err := c.begin()
+	if err != nil {
+		for _, j := range batch {
+			finish(j, fmt.Errorf("sqlstore: begin: %w", err))
+		}
+		return
+	}
+	var ran []*job // succeeded, waiting for the commit
+	abort := func(rest []*job, err error) {
+		sqlTx.Rollback()
+		for _, j := range append(ran, rest...) {
+			finish(j, fmt.Errorf("sqlstore: group commit: %w", err))
+		}
+	}
+	for i, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			finish(j, fmt.Errorf("sqlstore: begin: %w", err))
+			continue
+		}
+		// Statements run to completion: a request that ends meanwhile
+		// is checked for between transactions, and an interrupted
+		// statement would spare nothing. A context that cannot end also
+		// spares SQLite's driver a watcher goroutine per statement.
+		t := &tx{ctx: context.WithoutCancel(j.ctx), tx: sqlTx, s: s, p: preparedTx{c: s.stmts, tx: sqlTx}}
+		if _, err := t.p.ExecContext(t.ctx, `SAVEPOINT tx`); err != nil {
+			abort(batch[i:], err)
+			return
+		}
+		ferr := c.call(j, t)
+		if ferr != nil {
+			// Back to before f, whatever f did; if SQLite already rolled
+			// the whole transaction back (a full disk, an I/O error), the
+			// savepoint is gone and the batch with it.
+			if _, err := t.p.ExecContext(t.ctx, `ROLLBACK TO tx`); err != nil {
+				abort(batch[i:], fmt.Errorf("%w (after %w)", err, ferr))
+				return
+			}
+		}
+		if _, err := t.p.ExecContext(t.ctx, `RELEASE tx`); err != nil {
+			abort(batch[i:], err)
+			return
+		}
+		if ferr != nil {
+			finish(j, ferr)
+			continue
+		}
+		ran = append(ran, j)
+	}
+	if len(ran) == 0 {
+		sqlTx.Rollback()
+		return
+	}
+	err = sqlTx.Commit()
+	if err != nil {
+		err = fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	for _, j := range ran {
+		finish(j, err)
+	}
+}
+
+// begin starts a batch's transaction on the committer's connection,
+// opening it again if it was lost.
+func (c *committer) begin() (*sql.Tx, error) {
+	ctx := context.Background()
+	if c.conn == nil {
+		conn, err := c.s.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.conn = conn
+	}
+	t, err := c.conn.BeginTx(ctx, &c.s.d.TxOptions)
+	if err != nil {
+		// The next batch tries a new connection.
+		c.conn.Close()
+		c.conn = nil
+	}
+	return t, err
+}
+
+// call runs j's f on t, turning a panic into an error for the batch and
+// a panic for j's caller.
+func (c *committer) call(j *job, t *tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			j.panicked = v
+			err = fmt.Errorf("sqlstore: transaction panicked")
+		}
+	}()
+	return j.f(t)
+}
