@@ -387,19 +387,23 @@ func (t *tx) CreateSession(s storage.Session) error {
 	case s.Scope != storage.ScopeFull && s.Scope != storage.ScopeRegister && s.Scope != storage.ScopeRecovery:
 		return invalid(op, "unknown scope %.32q", s.Scope)
 	}
+	// The user's existence is checked in the same statement (a foreign
+	// key violation would abort a PostgreSQL transaction): a sign-in's
+	// transaction is one round trip shorter. The casts give PostgreSQL
+	// the types a VALUES list would take from the columns.
+	n, err := t.exec(op, `INSERT INTO sessions (token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id)
+		SELECT CAST($1 AS {{blob}}), CAST($2 AS {{blob}}), CAST($3 AS TEXT), CAST($4 AS BIGINT), CAST($5 AS BIGINT),
+			CAST($6 AS BIGINT), CAST($7 AS TEXT)
+		WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)
+		ON CONFLICT DO NOTHING`,
+		s.TokenHash, s.UserID, string(s.Scope), s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro(), nullMicros(s.AuthTime), s.GrantID)
+	if err != nil || n > 0 {
+		return err
+	}
 	if err := t.userMustExist(op, s.UserID); err != nil {
 		return err
 	}
-	n, err := t.exec(op, `INSERT INTO sessions (token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-		s.TokenHash, s.UserID, string(s.Scope), s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro(), nullMicros(s.AuthTime), s.GrantID)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConflict)
-	}
-	return nil
+	return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConflict)
 }
 
 // DeleteSession ends a session: storage.ErrNotFound if there is none.
