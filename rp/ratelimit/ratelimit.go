@@ -128,19 +128,43 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 	s := l.shard(key)
 	s.mu.Lock()
 	b := s.get(key, t)
-	// GCRA: b.tat is when the bucket would be full again. A request is
-	// conforming unless that lies more than tau (the burst) in the future.
-	tat := max(b.tat, t)
-	if d := tat - t; d > l.tau {
-		s.mu.Unlock()
-		if l.onRefuse != nil {
-			l.onRefuse(key)
-		}
-		return false, time.Duration(d - l.tau)
-	}
-	b.tat = tat + l.interval
+	next, ok, wait := l.step(b.tat, t)
+	b.tat = next
 	s.mu.Unlock()
-	return true, 0
+	if !ok && l.onRefuse != nil {
+		l.onRefuse(key)
+	}
+	return ok, wait
+}
+
+// step is GCRA: tat is when the bucket would be full again. A request is
+// conforming unless that lies more than tau (the burst) in the future;
+// a conforming one moves tat on by one interval, a refused one leaves it.
+func (l *Limiter) step(tat, now int64) (next int64, ok bool, retryAfter time.Duration) {
+	tat = max(tat, now)
+	if d := tat - now; d > l.tau {
+		return tat, false, time.Duration(d - l.tau)
+	}
+	return tat + l.interval, true, 0
+}
+
+// Take is [Limiter.Allow] for a bucket kept outside the Limiter, such as
+// in a database that several instances of a service share so that their
+// limits add up to one: tat is the bucket's stored theoretical arrival
+// time (the zero time for a key never seen, or forgotten once tat had
+// passed), and next what to store back when ok. Config.OnRefuse sees
+// refusals as with Allow. The Limiter's own buckets are not touched.
+func (l *Limiter) Take(key string, tat, now time.Time) (next time.Time, ok bool, retryAfter time.Duration) {
+	t := now.UnixNano()
+	var stored int64 // a zero tat is long past
+	if !tat.IsZero() {
+		stored = tat.UnixNano()
+	}
+	n, ok, wait := l.step(stored, t)
+	if !ok && l.onRefuse != nil {
+		l.onRefuse(key)
+	}
+	return time.Unix(0, n), ok, wait
 }
 
 // Len reports how many keys the Limiter is tracking, for tests and

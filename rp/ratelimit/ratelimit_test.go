@@ -306,3 +306,32 @@ func BenchmarkAllowParallel(b *testing.B) {
 		})
 	}
 }
+
+// Take on stored state behaves as Allow on the Limiter's own, step for
+// step, and leaves the Limiter's buckets alone.
+func TestTakeMatchesAllow(t *testing.T) {
+	var refused []string
+	cfg := ratelimit.Config{Rate: 0.5, Burst: 3, OnRefuse: func(k string) { refused = append(refused, k) }}
+	take, allow := newLimiter(t, cfg), newLimiter(t, ratelimit.Config{Rate: 0.5, Burst: 3})
+	var tat time.Time // a key never seen
+	for i, at := range []time.Duration{0, 0, 0, 0, time.Second, 2 * time.Second, 2 * time.Second, 10 * time.Second, 10 * time.Second} {
+		now := t0.Add(at)
+		next, ok, wait := take.Take("k", tat, now)
+		wantOK, wantWait := allow.Allow("k", now)
+		if ok != wantOK || wait != wantWait {
+			t.Fatalf("step %d at +%v: Take = %v, %v; Allow = %v, %v", i, at, ok, wait, wantOK, wantWait)
+		}
+		if ok {
+			tat = next
+		} else if !next.Equal(tat) {
+			t.Fatalf("step %d: a refusal moved the arrival time from %v to %v", i, tat, next)
+		}
+	}
+	if take.Len() != 0 {
+		t.Errorf("Take created %d buckets in the Limiter", take.Len())
+	}
+	// Refused: the fourth at once, at +1s, the second at +2s.
+	if len(refused) != 3 || refused[0] != "k" {
+		t.Errorf("OnRefuse saw %q, want the three refusals", refused)
+	}
+}

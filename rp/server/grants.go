@@ -144,7 +144,7 @@ func (s *Server) redeemGrant(w http.ResponseWriter, r *http.Request, _ *caller) 
 		return err
 	}
 	name := normalizeName(req.Username)
-	if err := s.limitAccount(name); err != nil {
+	if err := s.limitAccount(r.Context(), name); err != nil {
 		return err
 	}
 	u, err := s.cfg.Store.UserByName(r.Context(), name)

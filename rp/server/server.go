@@ -6,6 +6,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,7 +78,8 @@ type Config struct {
 	// IPRate and IPBurst limit each client address's requests (20 a
 	// second, bursts of 60). AccountRate and AccountBurst limit
 	// enrollment-code attempts per user name (one every 6 seconds, bursts
-	// of 10), which is what makes guessing a code hopeless. Sign-ins are
+	// of 10), which is what makes guessing a code hopeless; that budget is
+	// kept in the database, one for all instances. Sign-ins are
 	// not limited per account: an assertion cannot be guessed, and a
 	// limit anyone can spend by naming a user would lock that user out.
 	IPRate       float64
@@ -275,9 +278,36 @@ func (s *Server) RunJanitor(ctx context.Context, interval time.Duration) {
 }
 
 // limitAccount counts an enrollment-code attempt on the account name: a
-// 429 with Retry-After once its budget is spent.
-func (s *Server) limitAccount(name string) error {
-	ok, wait := s.perAccount.Allow("user:"+name, s.cfg.Now())
+// 429 with Retry-After once its budget is spent. The bucket is kept in
+// the database, so that instances sharing it share the budget: N
+// instances must not allow N times the guesses. (The per-address limit
+// stays per instance: it guards the instance, not a secret.)
+func (s *Server) limitAccount(ctx context.Context, name string) error {
+	key := "user:" + name
+	if len(name) > 256 {
+		// Storage bounds keys; no real name is this long, but a guesser
+		// naming one still spends a budget.
+		sum := sha256.Sum256([]byte(name))
+		key = "user-sha256:" + hex.EncodeToString(sum[:])
+	}
+	var (
+		ok   bool
+		wait time.Duration
+	)
+	err := s.cfg.Store.Tx(ctx, func(tx storage.Tx) error {
+		tat, err := tx.RateLimit(key)
+		if err != nil {
+			return err
+		}
+		var next time.Time
+		if next, ok, wait = s.perAccount.Take(key, tat, s.cfg.Now()); !ok {
+			return nil
+		}
+		return tx.SetRateLimit(key, next)
+	})
+	if err != nil {
+		return err
+	}
 	if ok {
 		return nil
 	}

@@ -567,6 +567,8 @@ func TestRateLimits(t *testing.T) {
 	c := &rptest.Client{BaseURL: ts.URL}
 
 	t.Run("ShouldLimitGuessingCodesPerAccount", func(t *testing.T) {
+		// The setup redeemed root's bootstrap code: a minute refills that.
+		e.clock.Advance(time.Minute)
 		for i := range 3 {
 			if r, _ := c.Do("POST", "/v1/grants/redeem", api.GrantRedeemRequest{Username: "root", Code: "0000-0000-0000-0000"}, nil); r.Status != 401 {
 				t.Fatalf("guess %d: %d", i, r.Status)
@@ -950,4 +952,44 @@ func TestReadyzReportsTheMetadataBLOB(t *testing.T) {
 	if got := ready(); got["mdsExpired"] != true {
 		t.Fatalf("readyz past nextUpdate %v", got)
 	}
+}
+
+// Two instances on one database share each account's guess budget:
+// guesses spread over both are limited as if one instance took them all.
+func TestAccountLimitIsSharedByInstances(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn func(t testing.TB) string) {
+		e := newEnv(t, dsn)
+		e.clock.Advance(time.Minute) // refills the bootstrap redemption
+		var clients [2]*rptest.Client
+		for i := range clients {
+			cfg := e.cfg
+			cfg.Store = openStore(t, e.dsn)
+			cfg.AccountRate, cfg.AccountBurst = 1.0/6, 3
+			s, err := server.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s.Handler())
+			t.Cleanup(ts.Close)
+			clients[i] = &rptest.Client{BaseURL: ts.URL}
+		}
+		guess := func(i int) int {
+			r, _ := clients[i%2].Do("POST", "/v1/grants/redeem", api.GrantRedeemRequest{Username: "root", Code: "0000-0000-0000-0000"}, nil)
+			return r.Status
+		}
+		for i := range 3 {
+			if st := guess(i); st != 401 {
+				t.Fatalf("guess %d: %d, want 401", i, st)
+			}
+		}
+		for i := 3; i < 5; i++ {
+			if st := guess(i); st != 429 {
+				t.Fatalf("guess %d, on instance %d: %d, want 429", i, i%2, st)
+			}
+		}
+		e.clock.Advance(6 * time.Second)
+		if st := guess(5); st != 401 {
+			t.Fatalf("after waiting: %d, want 401", st)
+		}
+	})
 }

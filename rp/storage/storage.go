@@ -304,8 +304,16 @@ type Tx interface {
 	// it timed out.
 	ConsumeCeremony(id string, now time.Time) (*Ceremony, error)
 	SaveCeremonyResult(r CeremonyResult) error
-	// DeleteExpired removes ceremonies, sessions and grants past expiry.
+	// DeleteExpired removes ceremonies, sessions and grants past expiry,
+	// and rate limit buckets that have refilled.
 	DeleteExpired(now time.Time) (int, error)
+	// RateLimit reads a rate limit key's theoretical arrival time (the
+	// zero time for a key never limited, or swept) and holds the key
+	// until the transaction ends, so that instances sharing the database
+	// take from one bucket in turn.
+	RateLimit(key string) (time.Time, error)
+	// SetRateLimit stores a key's theoretical arrival time.
+	SetRateLimit(key string, tat time.Time) error
 
 	CreateSession(s Session) error
 	DeleteSession(tokenHash []byte) error

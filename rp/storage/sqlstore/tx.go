@@ -365,6 +365,7 @@ func (t *tx) DeleteExpired(now time.Time) (int, error) {
 		`DELETE FROM ceremonies WHERE expires_at <= $1`,
 		`DELETE FROM sessions WHERE expires_at <= $1`,
 		`DELETE FROM grants WHERE expires_at <= $1`,
+		`DELETE FROM rate_limits WHERE tat <= $1`,
 	} {
 		n, err := t.exec(op, q, at)
 		if err != nil {
@@ -373,6 +374,46 @@ func (t *tx) DeleteExpired(now time.Time) (int, error) {
 		total += int(n)
 	}
 	return total, nil
+}
+
+// maxRateLimitKey bounds a rate limit key, which holds a user name.
+const maxRateLimitKey = 512
+
+// RateLimit reads key's theoretical arrival time, locking its row: the
+// row is created first when missing, since a lock on a row that does not
+// exist yet holds nothing (the zero time stands for "never").
+func (t *tx) RateLimit(key string) (time.Time, error) {
+	const op = "rate limit"
+	if key == "" || len(key) > maxRateLimitKey {
+		return time.Time{}, invalid(op, "key of %d bytes", len(key))
+	}
+	if _, err := t.exec(op, `INSERT INTO rate_limits (key, tat) VALUES ($1, 0) ON CONFLICT DO NOTHING`, key); err != nil {
+		return time.Time{}, err
+	}
+	var tat int64
+	if err := t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT tat FROM rate_limits WHERE key = $1{{forUpdate}}`), key).Scan(&tat); err != nil {
+		return time.Time{}, t.wrap(op, err)
+	}
+	if tat == 0 {
+		return time.Time{}, nil
+	}
+	return fromMicros(tat), nil
+}
+
+// SetRateLimit stores key's theoretical arrival time, to the microsecond
+// (rounded up: a bucket never refills early).
+func (t *tx) SetRateLimit(key string, tat time.Time) error {
+	const op = "set rate limit"
+	if key == "" || len(key) > maxRateLimitKey {
+		return invalid(op, "key of %d bytes", len(key))
+	}
+	us := tat.UnixMicro()
+	if tat.Sub(fromMicros(us)) > 0 {
+		us++
+	}
+	_, err := t.exec(op, `INSERT INTO rate_limits (key, tat) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET tat = $2`, key, us)
+	return err
 }
 
 // CreateSession stores a new session: storage.ErrConflict if its token

@@ -19,6 +19,7 @@ var instanceTests = []instanceTest{
 	{"TwoInstancesRacingOnOneGrantNeverExceedMaxUses", testInstancesGrantRace},
 	{"TwoInstancesRacingOnOneSignCountLetOneWin", testInstancesSignCountRace},
 	{"TwoInstancesAppendToOneUnforkedChain", testInstancesAuditRace},
+	{"TwoInstancesTakeFromOneRateLimitBucket", func(t *testing.T, db database) { testRateLimitRace(t, pair(t, db)) }},
 	{"AnInstanceFinishesWhatAnotherBegan", testInstancesHandOff},
 	{"MigrationsAppliedAgainAreHarmless", testMigrationsTwice},
 	{"MigrationsAppliedConcurrentlyAreHarmless", testMigrationsConcurrently},

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	tests = append(tests, grantTests...)
 	tests = append(tests, auditTests...)
 	tests = append(tests, transactionTests...)
+	tests = append(tests, rateLimitTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
