@@ -345,24 +345,25 @@ func (s *Server) verifyRegistration(ctx context.Context, c *caller, wu *waUser, 
 	if !bytes.Equal(cer.UserID, c.user.ID) || !hmac.Equal(cer.SessionHash, c.session.TokenHash) {
 		return storage.Credential{}, problem(http.StatusForbidden, "wrong_session", "This ceremony was begun by another session.")
 	}
-	wa := s.wa
-	if pol.Attestation == "verified" {
-		if s.waMDS == nil {
+	wa, verified := s.wa, pol.Attestation == "verified"
+	if verified {
+		m := s.mds.Load()
+		if m == nil {
 			return storage.Credential{}, problem(http.StatusServiceUnavailable, "mds_not_configured",
 				"The policy requires verified attestation, but this server has no FIDO metadata: ask an administrator.")
 		}
-		wa = s.waMDS
+		wa = m.wa
 	}
 	cred, err := wa.CreateCredential(wu, *sd, parsed)
 	if err != nil {
-		if wa == s.waMDS {
+		if verified {
 			s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMetadataStatus)
 			return storage.Credential{}, problem(http.StatusForbidden, "attestation_not_verified",
 				"This key's model could not be verified against the FIDO metadata (unknown, revoked or not genuine): %s.", protocolReason(err))
 		}
 		return storage.Credential{}, problem(http.StatusBadRequest, "registration_failed", "The key's registration did not verify: %s.", protocolReason(err))
 	}
-	if wa == s.waMDS {
+	if verified {
 		if err := mds.CheckAttested(cred); err != nil {
 			s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMetadataMissing)
 			return storage.Credential{}, problem(http.StatusForbidden, "attestation_not_verified",

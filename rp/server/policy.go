@@ -97,7 +97,7 @@ func (s *Server) setPolicy(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := oneOf("attestation", p.Attestation, "none", "any", "verified"); err != nil {
 		return err
 	}
-	if p.Attestation == "verified" && s.waMDS == nil {
+	if p.Attestation == "verified" && s.mds.Load() == nil {
 		return problem(http.StatusBadRequest, "mds_not_configured",
 			"attestation \"verified\" needs a FIDO Metadata Service BLOB, which this server was not started with (keydesk-rp serve --mds FILE): use \"any\".")
 	}

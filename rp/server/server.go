@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-webauthn/webauthn/metadata"
@@ -150,10 +151,10 @@ func setDefault(d *time.Duration, v time.Duration) {
 type Server struct {
 	cfg Config
 	wa  *webauthn.WebAuthn
-	// waMDS verifies registrations under the "verified" policy: go-webauthn
-	// fixes its metadata at New, and with it every model outside the BLOB
-	// would be refused under the other policies too.
-	waMDS *webauthn.WebAuthn
+	// mds verifies registrations under the "verified" policy (go-webauthn
+	// with the FIDO metadata) and knows the BLOB's nextUpdate; SetMDS
+	// swaps it for a newer BLOB while requests run. nil: no metadata.
+	mds atomic.Pointer[mdsState]
 	mux   *http.ServeMux
 	// perIP limits every request; perAccount sign-in and code attempts.
 	perIP, perAccount *ratelimit.Limiter
@@ -167,26 +168,14 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	waConfig := func(mds metadata.Provider) *webauthn.Config {
-		return &webauthn.Config{
-			RPID:          cfg.RPID,
-			RPDisplayName: cfg.RPDisplayName,
-			RPOrigins:     cfg.Origins,
-			Timeouts: webauthn.TimeoutsConfig{
-				Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
-				Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
-			},
-			MDS: mds,
-		}
-	}
-	wa, err := webauthn.New(waConfig(nil))
+	wa, err := webauthn.New(waConfig(&cfg, nil))
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{cfg: cfg, wa: wa, mux: http.NewServeMux(), access: map[string]access{}}
 	if cfg.MDS != nil {
-		if s.waMDS, err = webauthn.New(waConfig(cfg.MDS)); err != nil {
-			return nil, fmt.Errorf("server: %w", err)
+		if err := s.SetMDS(cfg.MDS, cfg.MDSNextUpdate); err != nil {
+			return nil, err
 		}
 	}
 	limiter := func(rate float64, burst int, name metrics.Limiter) (*ratelimit.Limiter, error) {
@@ -383,10 +372,46 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error
 		return problem(http.StatusServiceUnavailable, "not_ready", "The database does not answer.")
 	}
 	body := map[string]any{"status": "ready"}
-	if !s.cfg.MDSNextUpdate.IsZero() {
-		body["mdsNextUpdate"] = s.cfg.MDSNextUpdate
-		body["mdsExpired"] = s.cfg.Now().After(s.cfg.MDSNextUpdate)
+	if m := s.mds.Load(); m != nil && !m.nextUpdate.IsZero() {
+		body["mdsNextUpdate"] = m.nextUpdate
+		body["mdsExpired"] = s.cfg.Now().After(m.nextUpdate)
 	}
 	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// waConfig is go-webauthn's configuration for cfg, with mds or without.
+func waConfig(cfg *Config, mds metadata.Provider) *webauthn.Config {
+	return &webauthn.Config{
+		RPID:          cfg.RPID,
+		RPDisplayName: cfg.RPDisplayName,
+		RPOrigins:     cfg.Origins,
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.CeremonyTTL},
+		},
+		MDS: mds,
+	}
+}
+
+// mdsState is one FIDO metadata BLOB as the server uses it.
+type mdsState struct {
+	wa         *webauthn.WebAuthn
+	nextUpdate time.Time
+}
+
+// SetMDS makes provider (a BLOB rp/mds loaded, with its nextUpdate) the
+// metadata that "verified" registrations are checked against from now
+// on: a newer BLOB replaces the old one without a restart. A registration
+// already being verified finishes with the BLOB it started with.
+func (s *Server) SetMDS(provider metadata.Provider, nextUpdate time.Time) error {
+	if provider == nil {
+		return errors.New("server: set metadata: no provider")
+	}
+	wa, err := webauthn.New(waConfig(&s.cfg, provider))
+	if err != nil {
+		return fmt.Errorf("server: set metadata: %w", err)
+	}
+	s.mds.Store(&mdsState{wa: wa, nextUpdate: nextUpdate})
 	return nil
 }

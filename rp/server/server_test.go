@@ -931,7 +931,12 @@ func TestRetriedLoginFromElsewhere(t *testing.T) {
 func TestReadyzReportsTheMetadataBLOB(t *testing.T) {
 	e := newEnv(t, backends[0].dsn)
 	cfg := e.cfg
-	cfg.MDSNextUpdate = e.clock.Now().Add(time.Hour)
+	blob, roots := mdstest.SoftkeyBlob(t, e.newKey().Authenticator)
+	provider, _, err := mds.Parse(blob, mds.Options{Roots: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MDS, cfg.MDSNextUpdate = provider, e.clock.Now().Add(time.Hour)
 	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -951,6 +956,61 @@ func TestReadyzReportsTheMetadataBLOB(t *testing.T) {
 	e.clock.Advance(2 * time.Hour)
 	if got := ready(); got["mdsExpired"] != true {
 		t.Fatalf("readyz past nextUpdate %v", got)
+	}
+	if err := s.SetMDS(provider, e.clock.Now().Add(30*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ready(); got["mdsExpired"] != false {
+		t.Fatalf("readyz after a newer BLOB %v", got)
+	}
+}
+
+// TestSetMDSSwapsTheBLOB: a BLOB that marks a model revoked refuses its
+// keys; after SetMDS with one that lists it as certified, the same
+// server registers them.
+func TestSetMDSSwapsTheBLOB(t *testing.T) {
+	e := newEnv(t, backends[0].dsn)
+	k := e.newKey()
+	provider := func(statuses ...metadata.AuthenticatorStatus) metadata.Provider {
+		blob, roots := mdstest.SoftkeyBlob(t, k.Authenticator, statuses...)
+		p, _, err := mds.Parse(blob, mds.Options{Roots: roots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := e.cfg
+	cfg.MDS = provider(metadata.Revoked)
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	admin := &rptest.Client{BaseURL: ts.URL, Token: e.admin.Token}
+	if r, _ := admin.Do("PUT", "/v1/policy", api.Policy{Attestation: "verified"}, nil); r.Status != 200 {
+		t.Fatalf("verified policy: %d %+v", r.Status, r.Problem)
+	}
+	e.admin.Do("POST", "/v1/users", api.CreateUserRequest{Name: "kim"}, nil)
+	register := func() error {
+		c := &rptest.Client{BaseURL: ts.URL}
+		if _, err := c.Redeem("kim", e.grant("kim")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Register(k, "")
+		return err
+	}
+	if err := register(); err == nil || !strings.Contains(err.Error(), "attestation_not_verified") {
+		t.Fatalf("a model the BLOB revoked: %v", err)
+	}
+	if err := s.SetMDS(provider(), time.Now().AddDate(0, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := register(); err != nil {
+		t.Fatalf("after a BLOB that certifies the model: %v", err)
+	}
+	if err := s.SetMDS(nil, time.Time{}); err == nil {
+		t.Error("SetMDS(nil) succeeded")
 	}
 }
 

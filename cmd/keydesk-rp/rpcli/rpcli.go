@@ -208,6 +208,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mdsFile := f.String("mds", "", "FIDO Metadata Service BLOB (a local file)")
 	mdsRoot := f.String("mds-root", "", "PEM file of the BLOB's root certificate (default: FIDO's)")
 	mdsAllowExpired := f.Bool("mds-allow-expired", false, "load a BLOB past its nextUpdate, with a warning")
+	mdsCheck := f.Duration("mds-check-interval", time.Minute, "how often to look for a new BLOB in the --mds file (SIGHUP reloads at once)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -236,7 +237,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	var mdsOpts mds.Options
 	if *mdsFile != "" {
+		if *mdsCheck <= 0 {
+			return errors.New("--mds-check-interval must be positive")
+		}
 		opts := mds.Options{AllowExpired: *mdsAllowExpired, Logf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }}
 		if *mdsRoot != "" {
 			pemBytes, err := os.ReadFile(*mdsRoot)
@@ -251,7 +256,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cfg.MDS, cfg.MDSNextUpdate = provider, info.NextUpdate
+		cfg.MDS, cfg.MDSNextUpdate, mdsOpts = provider, info.NextUpdate, opts
 		log.Info("FIDO metadata loaded", "number", info.Number, "nextUpdate", info.NextUpdate, "entries", info.Entries, "expired", info.Expired)
 	}
 	reg := prometheus.NewRegistry()
@@ -275,6 +280,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	go s.RunJanitor(ctx, time.Minute)
+	if *mdsFile != "" {
+		go newMDSWatcher(*mdsFile, mdsOpts, s, log, *mdsCheck).run(ctx)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", tracing.Middleware(tp, s.Handler()))
 	mux.Handle("GET /metrics", cfg.Metrics.Handler())
