@@ -155,8 +155,9 @@ type Server struct {
 	// with the FIDO metadata) and knows the BLOB's nextUpdate; SetMDS
 	// swaps it for a newer BLOB while requests run. nil: no metadata.
 	mds atomic.Pointer[mdsState]
-	mux   *http.ServeMux
-	// perIP limits every request; perAccount sign-in and code attempts.
+	mux *http.ServeMux
+	// perIP limits every request (buckets in memory); perAccount
+	// enrollment-code attempts (its buckets are in the database).
 	perIP, perAccount *ratelimit.Limiter
 	pol               policyCache
 	// access records each route's access, for the authorization tests.
