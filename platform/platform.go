@@ -117,6 +117,7 @@ func (i *Info) EnterpriseAttestation() EnterpriseAttestation {
 // that wait for the user report it through the Progress in the context
 // (see WithProgress). PINs are passed as strings and never logged.
 type Authenticator interface {
+	WebAuthnAuthenticator
 	// Device is the key's enumeration record.
 	Device() Device
 	// Info reads authenticatorGetInfo and the retry counters.

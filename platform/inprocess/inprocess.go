@@ -25,8 +25,15 @@ import (
 // CTAP commands (a token, then the command it authorises), run one at a
 // time so that one cannot invalidate another's token.
 type Key struct {
-	a  *softkey.Authenticator
+	a  engine
 	mu sync.Mutex // held for the whole of one operation
+}
+
+// engine is what Key needs of the key engine: its CTAP2 entry point. It is
+// an interface so that a test can stand in front of a real engine, to
+// record requests or to make the key look like an older model.
+type engine interface {
+	CBOR(ctx context.Context, req []byte, keepalive func(status byte)) []byte
 }
 
 var _ platform.Authenticator = (*Key)(nil)

@@ -215,8 +215,12 @@ func (t *token) auth(message []byte) []byte { return t.proto.Authenticate(t.valu
 func (t *token) close() { clear(t.value) }
 
 // pinToken gets a token with perms (and an RP ID, for mc and ga) with
-// getPinUvAuthTokenUsingPinWithPermissions. An empty PIN is refused
-// before it can cost an attempt.
+// getPinUvAuthTokenUsingPinWithPermissions. A key without the
+// pinUvAuthToken option (CTAP 2.0, or a 2.1 preview) does not know that
+// subcommand: as libfido2 does, it is asked with getPinToken (0x05)
+// instead, whose token carries no permissions and no RP ID (it serves mc,
+// ga and, on preview keys, credential management). An empty PIN is
+// refused before it can cost an attempt.
 func (k *Key) pinToken(ctx context.Context, op string, info *platform.Info, pin string, perms byte, rpID string) (*token, error) {
 	if !info.PINSet() {
 		return nil, platform.FromCode(op, int(softkey.ErrPINNotSet))
@@ -236,6 +240,9 @@ func (k *Key) pinToken(ctx context.Context, op string, info *platform.Info, pin 
 	req := map[int]any{1: s.proto, 2: softkey.ClientPINGetPinUvAuthTokenUsingPinWithPerms, 3: s.pub, 6: hashEnc, 9: perms}
 	if rpID != "" {
 		req[10] = rpID
+	}
+	if !info.HasOption("pinUvAuthToken") {
+		req = map[int]any{1: s.proto, 2: softkey.ClientPINGetPinToken, 3: s.pub, 6: hashEnc}
 	}
 	var r clientPINResponse
 	if err := k.call(ctx, op, softkey.CmdClientPIN, req, &r); err != nil {

@@ -26,14 +26,18 @@ type Opener func(t *testing.T, cfg softkey.Config) (platform.Authenticator, *sof
 
 const pin = "1234"
 
+// testCase is one behaviour: a key made with cfg, and what must hold of
+// it.
+type testCase struct {
+	name string
+	cfg  softkey.Config
+	run  func(t *testing.T, k platform.Authenticator, a *softkey.Authenticator)
+}
+
 // Run runs every case against open.
 func Run(t *testing.T, open Opener) {
 	ctx := context.Background()
-	tests := []struct {
-		name string
-		cfg  softkey.Config
-		run  func(t *testing.T, k platform.Authenticator, a *softkey.Authenticator)
-	}{
+	tests := []testCase{
 		{name: "ShouldDescribeAFreshKey", run: func(t *testing.T, k platform.Authenticator, _ *softkey.Authenticator) {
 			info := must(k.Info(ctx))(t)
 			if info.Model != "Keydesk Software Key (virtual)" || !info.SupportsFIDO21() || info.PINSet() ||
@@ -158,6 +162,7 @@ func Run(t *testing.T, open Opener) {
 			wantKind(t, k.Select(ctx), platform.ErrOperationDenied)
 		}},
 	}
+	tests = append(tests, webAuthnCases()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k, a := open(t, tt.cfg)
