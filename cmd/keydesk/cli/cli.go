@@ -65,6 +65,15 @@ commands:
                                          (config asks for a PIN only if one is set)
   reset [--device D] [--yes]             erase the key; without --yes, type 'erase'
                                          on standard input to confirm
+  webauthn create --origin ORIGIN --options FILE [--device D] [--pin-stdin]
+                                         navigator.credentials.create() from a
+                                         terminal: FILE (or - for standard input)
+                                         holds PublicKeyCredentialCreationOptions
+                                         JSON as a server sends it; prints the
+                                         PublicKeyCredential JSON to send back
+  webauthn get --origin ORIGIN --options FILE [--device D] [--pin-stdin]
+               [--user NAME]             navigator.credentials.get() likewise;
+                                         --user picks among several accounts
   help                                   show this text
 
 flags:
@@ -78,7 +87,9 @@ flags:
 exit codes:
   0  success
   1  other error (also: reset not confirmed; nothing was erased)
-  2  usage error (unknown command or flag, --device out of range, bad argument)
+  2  usage error (unknown command or flag, --device out of range, bad argument;
+     webauthn: a bad or insecure origin, an RP ID the origin may not use, or
+     options the client refuses)
   3  no security key found
   4  wrong PIN or another PIN problem (blocked, too short, not set, required,
      the two new PINs differ)
@@ -211,6 +222,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.config(ctx, rest)
 	case "reset":
 		err = e.reset(ctx, rest)
+	case "webauthn":
+		err = e.webauthnCmd(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, Usage)
 		return nil
