@@ -1,6 +1,9 @@
 package platform
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // COSE algorithm identifiers a key may be asked to create credentials for.
 //
@@ -74,6 +77,12 @@ type GetAssertionRequest struct {
 	AllowList [][]byte
 	// UserVerification requires UV (PIN below or built-in).
 	UserVerification bool
+	// Silent asks without user presence (the up option false): the key
+	// answers at once, with no touch, whether it holds a credential of
+	// AllowList, which must not be empty. It tells which of a user's keys
+	// is plugged in; the assertion it returns signs nothing an RP would
+	// accept (its UP flag is clear). UserVerification must be false.
+	Silent bool
 	// PIN is the key's PIN, or "". Never logged.
 	PIN string
 }
@@ -101,4 +110,19 @@ type WebAuthnAuthenticator interface {
 	// offers (one assertion each: the caller lets the user choose),
 	// else the first one the key finds.
 	GetAssertion(ctx context.Context, req GetAssertionRequest) ([]Assertion, error)
+}
+
+// CheckSilent refuses a silent request that could not be one: a silent
+// sign-in names the credentials it looks for and does not verify the
+// user (a key would ask for a touch or refuse).
+func CheckSilent(op string, req GetAssertionRequest) error {
+	switch {
+	case !req.Silent:
+		return nil
+	case len(req.AllowList) == 0:
+		return &Error{Op: op, Kind: ErrUnsupported, RetriesLeft: -1, Err: errors.New("a silent request needs an allow list")}
+	case req.UserVerification || req.PIN != "":
+		return &Error{Op: op, Kind: ErrUnsupported, RetriesLeft: -1, Err: errors.New("a silent request cannot verify the user")}
+	}
+	return nil
 }

@@ -117,6 +117,9 @@ func (k *Key) GetAssertion(ctx context.Context, req platform.GetAssertionRequest
 	if err := checkIDs(op, req.AllowList); err != nil {
 		return nil, err
 	}
+	if err := platform.CheckSilent(op, req); err != nil {
+		return nil, err
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	tok, err := k.webAuthnToken(ctx, op, req.PIN, req.UserVerification, softkey.PermGetAssertion, req.RPID)
@@ -138,7 +141,13 @@ func (k *Key) GetAssertion(ctx context.Context, req platform.GetAssertionRequest
 		params[7] = tok.proto
 	}
 	var r getAssertionResponse
-	if err := k.touchCall(ctx, op, softkey.CmdGetAssertion, params, &r); err != nil {
+	if req.Silent {
+		// No touch is asked for, so none is announced.
+		params[5] = map[string]bool{"up": false}
+		if err := k.call(ctx, op, softkey.CmdGetAssertion, params, &r); err != nil {
+			return nil, err
+		}
+	} else if err := k.touchCall(ctx, op, softkey.CmdGetAssertion, params, &r); err != nil {
 		return nil, err
 	}
 	first, err := assertionOf(op, &r, req.AllowList)

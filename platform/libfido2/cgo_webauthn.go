@@ -122,7 +122,8 @@ func (a *assertion) free() { C.fido_assert_free(&a.a) }
 
 // set fills in the request: RP ID, client data hash, allowed credentials
 // and, when UV is required, the uv option (see credential.set). The up
-// option is left to the key's default, a touch.
+// option is left to the key's default, a touch, unless the request is
+// silent.
 func (a *assertion) set(req *platform.GetAssertionRequest) int {
 	rpID := C.CString(req.RPID)
 	defer C.free(unsafe.Pointer(rpID))
@@ -136,6 +137,11 @@ func (a *assertion) set(req *platform.GetAssertionRequest) int {
 	for _, id := range req.AllowList {
 		p, n := cmBytes(id)
 		if r := C.fido_assert_allow_cred(a.a, p, n); r != C.FIDO_OK {
+			return int(r)
+		}
+	}
+	if req.Silent {
+		if r := C.fido_assert_set_up(a.a, C.FIDO_OPT_FALSE); r != C.FIDO_OK {
 			return int(r)
 		}
 	}

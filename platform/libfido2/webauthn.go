@@ -75,6 +75,9 @@ func (k *Key) GetAssertion(ctx context.Context, req platform.GetAssertionRequest
 	if err := checkIDs(op, req.AllowList); err != nil {
 		return nil, err
 	}
+	if err := platform.CheckSilent(op, req); err != nil {
+		return nil, err
+	}
 	var out []platform.Assertion
 	err := k.session(ctx, op, func(d *device) error {
 		ri, code := d.getInfo(false)
@@ -92,7 +95,9 @@ func (k *Key) GetAssertion(ctx context.Context, req platform.GetAssertionRequest
 		if code := a.set(&req); code != cmCodeOK {
 			return platform.FromCode(op, code)
 		}
-		platform.Report(ctx, platform.ProgressEvent{Stage: platform.StageTouch})
+		if !req.Silent {
+			platform.Report(ctx, platform.ProgressEvent{Stage: platform.StageTouch})
+		}
 		d.cancellable(ctx, func() { code = a.get(d, req.PIN) })
 		if code != cmCodeOK {
 			return webAuthnError(ctx, op, code, d)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -685,5 +686,48 @@ func webAuthnCases() []testCase {
 			_, err := k.MakeCredential(ctx, simpleRequest("alice"))
 			wantKind(t, err, platform.ErrOperationDenied)
 		}},
+		{name: "ShouldTellSilentlyWhichCredentialTheKeyHolds", cfg: softkey.Config{Presence: countingPresence(&silentTouches)},
+			run: func(t *testing.T, k platform.Authenticator, _ *softkey.Authenticator) {
+				att, err := k.MakeCredential(ctx, simpleRequest("alice"))
+				wantKind(t, err, nil)
+				before := silentTouches.Load()
+				var touched atomic.Bool
+				tctx := platform.WithProgress(ctx, func(ev platform.ProgressEvent) { touched.Store(ev.Stage == platform.StageTouch) })
+				cdh := sha256.Sum256([]byte("which key is this"))
+				silent := func(ids ...[]byte) ([]platform.Assertion, error) {
+					return k.GetAssertion(tctx, platform.GetAssertionRequest{RPID: rpID, ClientDataHash: cdh[:], AllowList: ids, Silent: true})
+				}
+				unknown := bytes.Repeat([]byte{9}, 48)
+				as, err := silent(unknown, att.CredentialID)
+				wantKind(t, err, nil)
+				if len(as) != 1 || !bytes.Equal(as[0].CredentialID, att.CredentialID) {
+					t.Fatalf("silent assertions %+v, want the key's credential", as)
+				}
+				if flags := as[0].AuthData[32]; flags&0x01 != 0 {
+					t.Errorf("authenticator data flags %#x: UP set on a silent request", flags)
+				}
+				_, err = silent(unknown)
+				wantKind(t, err, platform.ErrNoCredentials)
+				if n := silentTouches.Load(); n != before || touched.Load() {
+					t.Errorf("a silent request asked for %d touch(es), announced: %v", n-before, touched.Load())
+				}
+				_, err = k.GetAssertion(ctx, platform.GetAssertionRequest{RPID: rpID, ClientDataHash: cdh[:], Silent: true})
+				wantKind(t, err, platform.ErrUnsupported)
+				_, err = k.GetAssertion(ctx, platform.GetAssertionRequest{RPID: rpID, ClientDataHash: cdh[:], AllowList: [][]byte{att.CredentialID},
+					Silent: true, UserVerification: true})
+				wantKind(t, err, platform.ErrUnsupported)
+			}},
 	}
+}
+
+// silentTouches counts the touches of the silent-request case's key.
+var silentTouches atomic.Int64
+
+// countingPresence approves every request for a touch at once, counting
+// them in n.
+func countingPresence(n *atomic.Int64) softkey.Presence {
+	return softkey.PresenceFunc(func(context.Context) error {
+		n.Add(1)
+		return nil
+	})
 }
