@@ -10,8 +10,13 @@ ARGS      ?=
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # System packages needed to build and test (extend here).
+# dbus (dbus-daemon, dbus-send), gnome-keyring and libsecret-tools
+# (secret-tool): the real Secret Service enroll/profile's keyring tests start
+# on a private bus. "dbus" rather than "dbus-daemon", which older releases
+# do not have as a package of its own.
 DEB_PACKAGES  ?= libfido2-dev fido2-tools pkg-config gcc libc6-dev \
-                 libgl1-mesa-dev xorg-dev xvfb postgresql
+                 libgl1-mesa-dev xorg-dev xvfb postgresql \
+                 dbus gnome-keyring libsecret-tools
 BREW_PACKAGES ?= libfido2
 
 # The virtual-HID LD_PRELOAD shim (Linux only).
