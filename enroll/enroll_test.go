@@ -60,7 +60,7 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newEnv(t *testing.T, wrap func(http.Handler) http.Handler) *env {
+func newEnv(t testing.TB, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
 	ctx := context.Background()
 	store, err := storeopen.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "rp.db"))
@@ -148,7 +148,7 @@ func (r *recorder) touches() int {
 }
 
 // service is a Service for e, with ui.
-func (e *env) service(t *testing.T, tokens enroll.TokenStore, ui enroll.UI) *enroll.Service {
+func (e *env) service(t testing.TB, tokens enroll.TokenStore, ui enroll.UI) *enroll.Service {
 	t.Helper()
 	api, err := rpclient.New(rpclient.Config{BaseURL: e.url, RetryBackoff: 5 * time.Millisecond})
 	if err != nil {
@@ -166,7 +166,7 @@ func (e *env) service(t *testing.T, tokens enroll.TokenStore, ui enroll.UI) *enr
 }
 
 // openKey serves a software key and opens it through libfido2.
-func openKey(t *testing.T, cfg softkey.Config) (platform.Authenticator, *softkeytest.Key) {
+func openKey(t testing.TB, cfg softkey.Config) (platform.Authenticator, *softkeytest.Key) {
 	t.Helper()
 	sk := softkeytest.Serve(t, cfg)
 	k, err := libfido2.New(libfido2.Config{}).Open(context.Background(), platform.Device{Path: sk.Path, Transport: platform.TransportUSB})
