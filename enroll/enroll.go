@@ -71,6 +71,10 @@ type Config struct {
 	// Origin is the profile's web origin; the RP IDs the service asks
 	// for are checked against it.
 	Origin webauthn.Origin
+	// RPID is the service's RP ID, which the keys file credentials
+	// under (asked when telling which key is plugged in); "" means the
+	// origin's host.
+	RPID string
 	// API talks to the service's API.
 	API *rpclient.Client
 	// Tokens keeps the session token; nil keeps it in the API client
@@ -99,6 +103,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Origin.EffectiveDomain() == "" {
 		return nil, errors.New("enroll: no origin")
+	}
+	if cfg.RPID == "" {
+		cfg.RPID = cfg.Origin.EffectiveDomain()
+	} else if err := cfg.Origin.CheckRPID(cfg.RPID); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	s := &Service{cfg: cfg}
 	if cfg.Tokens != nil && cfg.API.Token() == "" {
@@ -277,7 +286,7 @@ func (s *Service) Keys(ctx context.Context, connected []platform.Authenticator) 
 		index[string(id)] = i
 		ids = append(ids, id)
 	}
-	rpID := s.cfg.Origin.EffectiveDomain()
+	rpID := s.cfg.RPID
 	for _, key := range connected {
 		for start := 0; start < len(ids); start += silentBatch {
 			batch := ids[start:min(start+silentBatch, len(ids))]
@@ -338,7 +347,7 @@ func (s *Service) RevokeLost(ctx context.Context, id, reason string, withKey pla
 		if id, err := base64.RawURLEncoding.DecodeString(id); err == nil {
 			// Signing in with the key being revoked would prove nothing
 			// about having lost it: refuse before a touch.
-			if found, _ := Holds(ctx, withKey, s.cfg.Origin.EffectiveDomain(), [][]byte{id}); len(found) > 0 {
+			if found, _ := Holds(ctx, withKey, s.cfg.RPID, [][]byte{id}); len(found) > 0 {
 				return nil, errors.New("revoke key: this is the key being revoked: sign in with another of your keys")
 			}
 		}

@@ -62,6 +62,18 @@ func (c *clock) Advance(d time.Duration) {
 
 func newEnv(t testing.TB, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
+	return newEnvAt(t, rpOrigin, wrap)
+}
+
+// newEnvAt is newEnv for a service whose pages are at origin.
+func newEnvAt(t testing.TB, origin string, wrap func(http.Handler) http.Handler) *env {
+	t.Helper()
+	return newEnvFor(t, rpID, origin, wrap)
+}
+
+// newEnvFor is newEnv for the RP id whose pages are at origin.
+func newEnvFor(t testing.TB, id, origin string, wrap func(http.Handler) http.Handler) *env {
+	t.Helper()
 	ctx := context.Background()
 	store, err := storeopen.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "rp.db"))
 	if err != nil {
@@ -71,7 +83,7 @@ func newEnv(t testing.TB, wrap func(http.Handler) http.Handler) *env {
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	e := &env{clock: &clock{now: time.Now().UTC().Truncate(time.Second)}}
-	e.cfg = server.Config{RPID: rpID, RPDisplayName: "Keydesk test", Origins: []string{rpOrigin},
+	e.cfg = server.Config{RPID: id, RPDisplayName: "Keydesk test", Origins: []string{origin},
 		Store: store, Secret: secret, Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler),
 		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6}
 	s, err := server.New(e.cfg)
@@ -150,15 +162,22 @@ func (r *recorder) touches() int {
 // service is a Service for e, with ui.
 func (e *env) service(t testing.TB, tokens enroll.TokenStore, ui enroll.UI) *enroll.Service {
 	t.Helper()
+	return e.serviceAt(t, rpOrigin, tokens, ui)
+}
+
+// serviceAt is service for a profile whose origin is origin, for the
+// server's RP ID.
+func (e *env) serviceAt(t testing.TB, origin string, tokens enroll.TokenStore, ui enroll.UI) *enroll.Service {
+	t.Helper()
 	api, err := rpclient.New(rpclient.Config{BaseURL: e.url, RetryBackoff: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := webauthn.ParseOrigin(rpOrigin)
+	o, err := webauthn.ParseOrigin(origin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := enroll.New(enroll.Config{Profile: "test", Origin: o, API: api, Tokens: tokens, UI: ui})
+	s, err := enroll.New(enroll.Config{Profile: "test", Origin: o, RPID: e.cfg.RPID, API: api, Tokens: tokens, UI: ui})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,5 +507,29 @@ func TestNetworkCut(t *testing.T) {
 	keys, err := s.Keys(ctx, nil)
 	if err != nil || len(keys) != 1 || keys[0].ID != k.ID {
 		t.Fatalf("keys after a lost answer: %+v, %v; want the one key", keys, err)
+	}
+}
+
+// TestKeysOfAnRPIDAboveTheOrigin: the service's pages are at
+// login.example.com and its RP ID is example.com: the plugged-in key is
+// asked for credentials of the RP ID, not of the page's host.
+func TestKeysOfAnRPIDAboveTheOrigin(t *testing.T) {
+	ctx := context.Background()
+	const origin = "https://login.example.com"
+	e := newEnvFor(t, "example.com", origin, nil)
+	s := e.serviceAt(t, origin, &memTokens{}, enroll.UI{})
+	if _, err := s.SignInWithCode(ctx, "root", e.code); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := openKey(t, softkey.Config{})
+	if _, err := s.Enroll(ctx, key, "blue"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SignIn(ctx, key, "root"); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.Keys(ctx, []platform.Authenticator{key})
+	if err != nil || len(keys) != 1 || !keys[0].PluggedIn {
+		t.Fatalf("Keys = %+v, %v; want the key plugged in", keys, err)
 	}
 }
