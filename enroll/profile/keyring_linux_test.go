@@ -4,10 +4,11 @@ package profile
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keydesk/keydesk/enroll/profile/secretservicetest"
 )
 
 // wantNoKeyringWarning is the warning when no Secret Service answers.
@@ -15,7 +16,7 @@ const wantNoKeyringWarning = "No keyring is available (no Secret Service is runn
 	"again next time Keydesk starts; your session is kept in memory only."
 
 func TestOpenTokenStoreShouldUseARunningSecretService(t *testing.T) {
-	ss := requireSecretService(t)
+	ss := secretservicetest.Shared(t)
 	store, warning := OpenTokenStore()
 	if warning != "" {
 		t.Errorf("warning = %q, want none", warning)
@@ -24,7 +25,7 @@ func TestOpenTokenStoreShouldUseARunningSecretService(t *testing.T) {
 		t.Fatalf("store is %T, want *Keyring", store)
 	}
 	// The probe cleans up after itself.
-	out, err := ss.secretTool("", "search", "--all", "service", KeyringService)
+	out, err := ss.SecretTool("", "search", "--all", "service", KeyringService)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestOpenTokenStoreShouldUseARunningSecretService(t *testing.T) {
 }
 
 func TestKeyringTokenStore(t *testing.T) {
-	requireSecretService(t)
+	secretservicetest.Shared(t)
 	testTokenStore(t, NewKeyring(), "suite-")
 	t.Run("ShouldWorkAsZeroValue", func(t *testing.T) {
 		var k Keyring
@@ -55,19 +56,19 @@ func TestKeyringTokenStore(t *testing.T) {
 // the Secret Service, under service "keydesk" and the profile name in
 // lowercase, where other tools (and the next Keydesk) find them.
 func TestKeyringShouldFileTokensUnderKeydeskAndTheProfileName(t *testing.T) {
-	ss := requireSecretService(t)
+	ss := secretservicetest.Shared(t)
 	k := NewKeyring()
 	const tok = "tok-written-by-keydesk"
 	if err := k.Set("Work-EU", tok); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ss.secretTool("", "lookup", "service", "keydesk", "username", "work-eu")
+	got, err := ss.SecretTool("", "lookup", "service", "keydesk", "username", "work-eu")
 	if err != nil || got != tok {
 		t.Errorf("secret-tool lookup: got %q, %v; want the token Keydesk stored", got, err)
 	}
 
 	// A token another client stores is one Keydesk reads.
-	if _, err := ss.secretTool("tok-written-by-secret-tool", "store", "--label=test", "service", "keydesk", "username", "home"); err != nil {
+	if _, err := ss.SecretTool("tok-written-by-secret-tool", "store", "--label=test", "service", "keydesk", "username", "home"); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := k.Get("home"); err != nil || got != "tok-written-by-secret-tool" {
@@ -78,7 +79,7 @@ func TestKeyringShouldFileTokensUnderKeydeskAndTheProfileName(t *testing.T) {
 	if err := k.Delete("work-eu"); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := ss.secretTool("", "lookup", "service", "keydesk", "username", "work-eu"); err == nil {
+	if out, err := ss.SecretTool("", "lookup", "service", "keydesk", "username", "work-eu"); err == nil {
 		t.Errorf("secret-tool still finds the deleted token: %q", out)
 	}
 	if err := k.Delete("home"); err != nil {
@@ -87,8 +88,8 @@ func TestKeyringShouldFileTokensUnderKeydeskAndTheProfileName(t *testing.T) {
 }
 
 func TestOpenTokenStoreShouldFallBackWithoutASessionBus(t *testing.T) {
-	if os.Getenv(childEnv) == "" {
-		runInChild(t, "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/keydesk-test-bus")
+	if !secretservicetest.InChild() {
+		secretservicetest.RunInChild(t, secretservicetest.BusEnv+"="+secretservicetest.NoBus)
 		return
 	}
 	start := time.Now()
@@ -113,14 +114,14 @@ func TestOpenTokenStoreShouldFallBackWithoutASessionBus(t *testing.T) {
 }
 
 func TestOpenTokenStoreShouldFallBackWhenNoSecretServiceIsOnTheBus(t *testing.T) {
-	if os.Getenv(childEnv) == "" {
-		requireSecretService(t) // the daemons are installed
-		bus, err := startBus(t.TempDir())
+	if !secretservicetest.InChild() {
+		secretservicetest.Shared(t) // the daemons are installed
+		bus, err := secretservicetest.StartBus(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(bus.stop)
-		runInChild(t, "DBUS_SESSION_BUS_ADDRESS="+bus.addr)
+		t.Cleanup(bus.Stop)
+		secretservicetest.RunInChild(t, secretservicetest.BusEnv+"="+bus.Address)
 		return
 	}
 	start := time.Now()
@@ -140,8 +141,8 @@ func TestOpenTokenStoreShouldFallBackWhenNoSecretServiceIsOnTheBus(t *testing.T)
 }
 
 func TestOpenTokenStoreShouldGiveUpOnABusThatNeverAnswers(t *testing.T) {
-	if os.Getenv(childEnv) == "" {
-		runInChild(t, "DBUS_SESSION_BUS_ADDRESS="+silentBus(t))
+	if !secretservicetest.InChild() {
+		secretservicetest.RunInChild(t, secretservicetest.BusEnv+"="+silentBus(t))
 		return
 	}
 	start := time.Now()
@@ -173,14 +174,14 @@ func TestOpenTokenStoreShouldGiveUpOnABusThatNeverAnswers(t *testing.T) {
 }
 
 func TestOpenTokenStoreShouldFallBackWhenTheKeyringIsLocked(t *testing.T) {
-	if os.Getenv(childEnv) == "" {
-		requireSecretService(t)
-		locked, err := startSecretService(false)
+	if !secretservicetest.InChild() {
+		secretservicetest.Shared(t)
+		locked, err := secretservicetest.Start(false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(locked.stop)
-		runInChild(t, "DBUS_SESSION_BUS_ADDRESS="+locked.bus.addr)
+		t.Cleanup(locked.Stop)
+		secretservicetest.RunInChild(t, secretservicetest.BusEnv+"="+locked.Bus.Address)
 		return
 	}
 	store, warning := OpenTokenStore()

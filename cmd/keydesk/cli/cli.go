@@ -26,6 +26,14 @@ const (
 	ExitNoKey     = 3 // no security key found
 	ExitPIN       = 4 // wrong PIN or another PIN problem (blocked, too short, not set, needed, new PINs differ)
 	ExitCancelled = 5 // cancelled, timed out, or refused on the key
+	// ExitNotSignedIn: an account command without a usable session (none,
+	// ended, or one from an enrollment code doing more than enrolling):
+	// sign in (again) with keydesk login. Scripts branch on it to sign in.
+	ExitNotSignedIn = 6
+	// ExitNetwork: the relying party's service could not be reached (no
+	// connection, the connection cut, no answer in time): unlike a
+	// refusal, trying again later may help.
+	ExitNetwork = 7
 )
 
 // Usage is the command's help text.
@@ -74,6 +82,31 @@ commands:
   webauthn get --origin ORIGIN --options FILE [--device D] [--pin-stdin]
                [--user NAME]             navigator.credentials.get() likewise;
                                          --user picks among several accounts
+
+account commands (at the relying party of a profile; see below):
+  profiles list [--json]                 list the profiles; the current one is
+                                         marked
+  profiles add NAME --origin ORIGIN [--rp-id ID] [--api-url URL]
+                                         add a profile (the first becomes current)
+  profiles remove NAME                   remove a profile and its session token
+  profiles use NAME                      make NAME the current profile
+  login [--profile P] [--user NAME] [--device D] [--pin-stdin]
+                                         sign in with a security key: --user
+                                         names the account, else the key offers
+                                         its accounts (--user picks among several)
+  login --code [--code-stdin] --user NAME [--profile P]
+                                         sign in with an enrollment code (a
+                                         session that may only enroll keys)
+  logout [--profile P]                   end the session and delete its token
+  keys list [--profile P] [--json]       the account's keys; marks the plugged-in
+                                         ones (asked silently, no touch)
+  keys enroll --name NICKNAME [--profile P] [--device D] [--pin-stdin]
+                                         enroll a key in the account
+  keys rename [--profile P] ID NAME      rename the account's key with ID
+  keys revoke [--profile P] [--reason R] [--device D] [--pin-stdin] ID
+                                         revoke a lost key (reason: lost); if the
+                                         session is older than the service allows,
+                                         sign in again first with another key
   help                                   show this text
 
 flags:
@@ -83,6 +116,11 @@ flags:
   --yes         reset without asking for confirmation
   --pin-stdin   read PINs from standard input, one a line, instead of from the
                 terminal without echo; PINs are never taken from the command line
+  --profile P   the profile (relying party) of an account command; default:
+                the current one (keydesk profiles use)
+  --code        login: ask for the enrollment code on the terminal, without echo
+  --code-stdin  login: read the enrollment code from a line of standard input
+                (implies --code); codes are never taken from the command line
 
 exit codes:
   0  success
@@ -94,31 +132,45 @@ exit codes:
   4  wrong PIN or another PIN problem (blocked, too short, not set, required,
      the two new PINs differ)
   5  cancelled, timed out, or refused on the key
+  6  not signed in, the session ended, or a session from an enrollment code
+     used for more than enrolling: sign in with keydesk login
+  7  the service could not be reached (network); trying again may help
+
+Account commands keep a profile's session token in the system keyring, so
+that it outlives the command; without a keyring they say so, and the
+session ends with the command. Profiles live in profiles.json next to the
+configuration file ($KEYDESK_CONFIG). A refusal by the service is exit 1,
+an argument it refuses (a nickname too long) exit 2.
 `
 
 // MayWait reports whether the command args names may wait for the user
 // (a touch, a PIN, a confirmation), so that Ctrl-C must cancel it cleanly
-// rather than end the process. Listing keys and reading their information
-// never wait.
+// rather than end the process. Listing keys, reading their information
+// and editing profiles never wait.
 func MayWait(args []string) bool {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return false // devices
 	}
 	switch args[0] {
-	case "devices", "info", "help":
+	case "devices", "info", "help", "profiles":
 		return false
 	}
 	return true
 }
 
 // ExitError is an error with the exit code keydesk ends with. Its message
-// is the plain-language one of a *platform.Error when there is one.
+// is the command's own explanation when it gave one, else the
+// plain-language one of a *platform.Error when there is one.
 type ExitError struct {
 	Code int
 	Err  error
 }
 
 func (e *ExitError) Error() string {
+	var x *explained
+	if errors.As(e.Err, &x) {
+		return x.msg
+	}
 	var pe *platform.Error
 	if errors.As(e.Err, &pe) {
 		return pe.Message()
@@ -224,6 +276,14 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.reset(ctx, rest)
 	case "webauthn":
 		err = e.webauthnCmd(ctx, rest)
+	case "profiles":
+		err = e.profiles(rest)
+	case "login":
+		err = e.login(ctx, rest)
+	case "logout":
+		err = e.logout(ctx, rest)
+	case "keys":
+		err = e.keys(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, Usage)
 		return nil

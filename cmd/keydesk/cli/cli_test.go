@@ -21,8 +21,6 @@ import (
 	"github.com/keydesk/keydesk/platform/softkey/softkeytest"
 )
 
-func TestMain(m *testing.M) { os.Exit(softkeytest.Preload(m)) }
-
 // result is one in-process run of keydesk.
 type result struct {
 	stdout, stderr string
@@ -721,6 +719,11 @@ func TestMayWait(t *testing.T) {
 		{[]string{"reset", "--yes"}, true},
 		{[]string{"fingerprints", "add"}, true},
 		{[]string{"config", "always-uv"}, true},
+		{[]string{"profiles", "add"}, false},
+		{[]string{"login"}, true},
+		{[]string{"logout"}, true},
+		{[]string{"keys", "list"}, true},
+		{[]string{"keys", "revoke"}, true},
 		{[]string{"no-such-command"}, true},
 	} {
 		if got := MayWait(tt.args); got != tt.want {

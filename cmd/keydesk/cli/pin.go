@@ -58,34 +58,53 @@ func (e *env) setPIN(ctx context.Context, change bool, args []string) error {
 	})
 }
 
-// pinReader reads PINs: from standard input one a line (--pin-stdin), or
-// from the terminal without echo, prompting on stderr.
+// pinReader reads PINs, or another secret (an enrollment code): from
+// standard input one a line (--pin-stdin), or from the terminal without
+// echo, prompting on stderr.
 type pinReader struct {
 	ctx    context.Context
+	secret secretKind
 	lines  *bufio.Reader // --pin-stdin
 	tty    *os.File      // the terminal otherwise
 	ownTTY bool          // tty was opened here
 	prompt io.Writer
 }
 
+// secretKind names a secret read by a pinReader, for its messages: what
+// it is, and the flag that reads it from standard input instead of the
+// terminal.
+type secretKind struct{ what, stdinFlag string }
+
+// The secrets keydesk reads. Neither is ever taken from the command line,
+// where other users could read it (ps) and the shell would keep it.
+var (
+	secretPIN  = secretKind{what: "PIN", stdinFlag: "--pin-stdin"}
+	secretCode = secretKind{what: "enrollment code", stdinFlag: "--code-stdin"}
+)
+
 func (e *env) pinReader(ctx context.Context, fromStdin bool) (*pinReader, error) {
+	return e.secretReader(ctx, secretPIN, fromStdin)
+}
+
+// secretReader is pinReader for the secret s.
+func (e *env) secretReader(ctx context.Context, s secretKind, fromStdin bool) (*pinReader, error) {
 	if fromStdin {
 		if e.stdin == nil {
-			return nil, usageError("--pin-stdin: no standard input")
+			return nil, usageError("%s: no standard input", s.stdinFlag)
 		}
-		return &pinReader{ctx: ctx, lines: bufio.NewReader(e.stdin)}, nil
+		return &pinReader{ctx: ctx, secret: s, lines: bufio.NewReader(e.stdin)}, nil
 	}
 	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return &pinReader{ctx: ctx, tty: f, prompt: e.stderr}, nil
+		return &pinReader{ctx: ctx, secret: s, tty: f, prompt: e.stderr}, nil
 	}
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil || !term.IsTerminal(int(tty.Fd())) {
 		if tty != nil {
 			tty.Close()
 		}
-		return nil, usageError("no terminal to read the PIN from; use --pin-stdin to read it from standard input")
+		return nil, usageError("no terminal to read the %s from; use %s to read it from standard input", s.what, s.stdinFlag)
 	}
-	return &pinReader{ctx: ctx, tty: tty, ownTTY: true, prompt: tty}, nil
+	return &pinReader{ctx: ctx, secret: s, tty: tty, ownTTY: true, prompt: tty}, nil
 }
 
 func (r *pinReader) close() {
@@ -100,7 +119,11 @@ func (r *pinReader) read(prompt string) (string, error) {
 		line, err := r.lines.ReadString('\n')
 		if err != nil && (err != io.EOF || line == "") {
 			if err == io.EOF {
-				return "", usageError("--pin-stdin: standard input ended before the PIN (%s)", strings.TrimSuffix(prompt, ": "))
+				label := strings.TrimSuffix(prompt, ": ")
+				if strings.EqualFold(label, r.secret.what) {
+					return "", usageError("%s: standard input ended before the %s", r.secret.stdinFlag, r.secret.what)
+				}
+				return "", usageError("%s: standard input ended before the %s (%s)", r.secret.stdinFlag, r.secret.what, label)
 			}
 			return "", err
 		}
@@ -127,11 +150,11 @@ func (r *pinReader) read(prompt string) (string, error) {
 		// Ctrl-C: the read cannot be interrupted; the deferred restore
 		// puts the echo back, and the command ends with the reader.
 		fmt.Fprintln(r.prompt)
-		return "", &platform.Error{Op: "read the PIN", Kind: platform.ErrCancelled, RetriesLeft: -1, Err: r.ctx.Err()}
+		return "", &platform.Error{Op: "read the " + r.secret.what, Kind: platform.ErrCancelled, RetriesLeft: -1, Err: r.ctx.Err()}
 	case res := <-done:
 		fmt.Fprintln(r.prompt)
 		if res.err != nil {
-			return "", fmt.Errorf("read the PIN: %w", res.err)
+			return "", fmt.Errorf("read the %s: %w", r.secret.what, res.err)
 		}
 		return string(res.b), nil
 	}
