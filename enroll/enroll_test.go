@@ -2,15 +2,12 @@ package enroll_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +22,8 @@ import (
 	"github.com/keydesk/keydesk/platform/softkey"
 	"github.com/keydesk/keydesk/platform/softkey/softkeytest"
 	"github.com/keydesk/keydesk/rp/api"
+	"github.com/keydesk/keydesk/rp/rptest"
 	"github.com/keydesk/keydesk/rp/server"
-	"github.com/keydesk/keydesk/rp/storage/storeopen"
 )
 
 // Keys are software keys behind the real libfido2 (the LD_PRELOAD shim);
@@ -45,19 +42,7 @@ type env struct {
 	url   string
 	cfg   server.Config
 	code  string
-	clock *clock
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	clock *rptest.Clock
 }
 
 func newEnv(t testing.TB, wrap func(http.Handler) http.Handler) *env {
@@ -74,33 +59,8 @@ func newEnvAt(t testing.TB, origin string, wrap func(http.Handler) http.Handler)
 // newEnvFor is newEnv for the RP id whose pages are at origin.
 func newEnvFor(t testing.TB, id, origin string, wrap func(http.Handler) http.Handler) *env {
 	t.Helper()
-	ctx := context.Background()
-	store, err := storeopen.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "rp.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	e := &env{clock: &clock{now: time.Now().UTC().Truncate(time.Second)}}
-	e.cfg = server.Config{RPID: id, RPDisplayName: "Keydesk test", Origins: []string{origin},
-		Store: store, Secret: secret, Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler),
-		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6}
-	s, err := server.New(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := s.Handler()
-	if wrap != nil {
-		h = wrap(h)
-	}
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
-	e.url = ts.URL
-	if e.code, _, err = server.BootstrapAdmin(ctx, e.cfg, "root"); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	s := rptest.StartServer(t, rptest.ServerOptions{RPID: id, Origin: origin, Wrap: wrap})
+	return &env{url: s.URL, cfg: s.Config, code: s.Code, clock: s.Clock}
 }
 
 // memTokens is the in-memory token store.

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -19,8 +18,8 @@ import (
 	"github.com/keydesk/keydesk/platform/inprocess"
 	"github.com/keydesk/keydesk/platform/softkey"
 	"github.com/keydesk/keydesk/rp/api"
+	"github.com/keydesk/keydesk/rp/rptest"
 	"github.com/keydesk/keydesk/rp/server"
-	"github.com/keydesk/keydesk/rp/storage/storeopen"
 )
 
 // The WebAuthn side of the tests: the reference server is the RP
@@ -32,32 +31,13 @@ const (
 	admin    = "root"
 )
 
-// clock is the server's time, moved by hand (step-up windows, ceremony
-// expiry).
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // rpEnv is the reference RP server (rp/server over SQLite) behind an
 // httptest server, with a bootstrapped admin whose enrollment code is
 // code.
 type rpEnv struct {
 	url   string
 	ts    *httptest.Server
-	clock *clock
+	clock *rptest.Clock
 	code  string
 }
 
@@ -73,41 +53,8 @@ type envOptions struct {
 
 func newRP(t *testing.T, o envOptions) *rpEnv {
 	t.Helper()
-	ctx := context.Background()
-	store, err := storeopen.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "rp.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	e := &rpEnv{clock: &clock{now: time.Now().UTC().Truncate(time.Second)}}
-	cfg := server.Config{RPID: rpID, RPDisplayName: "Keydesk test", Origins: []string{rpOrigin},
-		Store: store, Secret: secret, Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler),
-		// Far above what the tests send, except where a test sets its own.
-		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6}
-	if o.config != nil {
-		o.config(&cfg)
-	}
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := s.Handler()
-	if o.wrap != nil {
-		h = o.wrap(h)
-	}
-	if o.tls {
-		e.ts = httptest.NewTLSServer(h)
-	} else {
-		e.ts = httptest.NewServer(h)
-	}
-	t.Cleanup(e.ts.Close)
-	e.url = e.ts.URL
-	if e.code, _, err = server.BootstrapAdmin(ctx, cfg, admin); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	s := rptest.StartServer(t, rptest.ServerOptions{RPID: rpID, Origin: rpOrigin, TLS: o.tls, Wrap: o.wrap, Configure: o.config})
+	return &rpEnv{url: s.URL, ts: s.HTTP, clock: s.Clock, code: s.Code}
 }
 
 // newClient returns a client of url with short retry waits, changed by

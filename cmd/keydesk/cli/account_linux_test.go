@@ -4,10 +4,8 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
@@ -18,8 +16,7 @@ import (
 	"github.com/keydesk/keydesk/enroll/profile"
 	"github.com/keydesk/keydesk/enroll/profile/secretservicetest"
 	"github.com/keydesk/keydesk/platform"
-	"github.com/keydesk/keydesk/rp/server"
-	"github.com/keydesk/keydesk/rp/storage/storeopen"
+	"github.com/keydesk/keydesk/rp/rptest"
 )
 
 // The account commands run against the whole stack: software keys behind
@@ -33,38 +30,18 @@ const (
 )
 
 // rpService is a reference RP with a bootstrapped user "root" whose
-// one-use enrollment code is code, and the clock it reads (testClock),
-// so that a test can age a session past the step-up window or its end.
+// one-use enrollment code is code, and the clock it reads, so that a test
+// can age a session past the step-up window or its end.
 type rpService struct {
 	ts    *httptest.Server
 	code  string
-	clock *testClock
+	clock *rptest.Clock
 }
 
 func startRP(t *testing.T) *rpService {
 	t.Helper()
-	ctx := context.Background()
-	store, err := storeopen.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "rp.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	rp := &rpService{clock: &testClock{now: time.Now().UTC().Truncate(time.Second)}}
-	cfg := server.Config{RPID: accountRPID, RPDisplayName: "Keydesk test", Origins: []string{accountOrigin},
-		Store: store, Secret: secret, Now: rp.clock.Now, Logger: slog.New(slog.DiscardHandler),
-		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6}
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp.ts = httptest.NewServer(s.Handler())
-	t.Cleanup(rp.ts.Close)
-	if rp.code, _, err = server.BootstrapAdmin(ctx, cfg, "root"); err != nil {
-		t.Fatal(err)
-	}
-	return rp
+	s := rptest.StartServer(t, rptest.ServerOptions{RPID: accountRPID, Origin: accountOrigin})
+	return &rpService{ts: s.HTTP, code: s.Code, clock: s.Clock}
 }
 
 // accountTest gives the test the shared Secret Service and a
