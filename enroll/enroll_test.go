@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -353,7 +354,7 @@ func TestWrongPINUntilBlocked(t *testing.T) {
 	if _, err := s.SignInWithCode(ctx, "root", e.code); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := openKey(t, softkey.Config{})
+	key, sk := openKey(t, softkey.Config{})
 	if err := key.SetPIN(ctx, pin); err != nil {
 		t.Fatal(err)
 	}
@@ -366,6 +367,21 @@ func TestWrongPINUntilBlocked(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "0000") {
 		t.Error("the PIN is in the error")
+	}
+	// Re-plugged, the user goes on guessing: three more, then two, and
+	// the PIN is blocked for good, which the error explains.
+	for _, wantErr := range []error{platform.ErrPINAuthBlocked, platform.ErrPINBlocked} {
+		sk.Authenticator.PowerCycle()
+		_, err = s.Enroll(ctx, key, "blue")
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("Enroll after a re-plug = %v, want %v (PIN asked with retries %v)", err, wantErr, asked)
+		}
+	}
+	if want := []int{-1, 7, 6, -1, 4, 3, -1, 1}; !slices.Equal(asked, want) {
+		t.Errorf("PIN asked with retries %v, want %v", asked, want)
+	}
+	if !strings.Contains(err.Error(), "Only a reset") {
+		t.Errorf("a blocked PIN is not explained: %v", err)
 	}
 	e.wantNoKeys(t)
 }
