@@ -168,6 +168,18 @@ func (s *Service) keep(token string) error {
 	return nil
 }
 
+// endSession ends at the server the session a new one (token) replaced,
+// so that no forgotten session stays valid until it expires. It is best
+// effort: the old token is gone from the store either way.
+func (s *Service) endSession(ctx context.Context, old, token string) {
+	if old == "" || old == token {
+		return
+	}
+	if c, err := s.cfg.API.WithToken(old); err == nil {
+		c.Logout(ctx)
+	}
+}
+
 // SignIn signs in with key: username names the account (the key is
 // asked for that account's credentials), or "" lets the key offer its
 // accounts for the service (a passkey sign-in; UI.ChooseAccount picks
@@ -190,6 +202,7 @@ func (s *Service) SignIn(ctx context.Context, key platform.Authenticator, userna
 		return nil, fmt.Errorf("sign in: %w", err)
 	}
 	s.emit(EventContacting, "Checking the sign-in with %s", s.cfg.Origin)
+	old := s.cfg.API.Token()
 	sess, token, err := s.cfg.API.LoginFinish(ctx, id, cred)
 	if err != nil {
 		return nil, fmt.Errorf("sign in: %w", err)
@@ -197,6 +210,7 @@ func (s *Service) SignIn(ctx context.Context, key platform.Authenticator, userna
 	if err := s.keep(token); err != nil {
 		return sess, err
 	}
+	s.endSession(ctx, old, token)
 	s.emit(EventDone, "Signed in as %s", sess.User.Name)
 	return sess, nil
 }
@@ -207,6 +221,7 @@ func (s *Service) SignInWithCode(ctx context.Context, username, code string) (*a
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.emit(EventContacting, "Checking the code with %s", s.cfg.Origin)
+	old := s.cfg.API.Token()
 	sess, token, err := s.cfg.API.RedeemGrant(ctx, username, code)
 	if err != nil {
 		return nil, fmt.Errorf("sign in with a code: %w", err)
@@ -214,6 +229,7 @@ func (s *Service) SignInWithCode(ctx context.Context, username, code string) (*a
 	if err := s.keep(token); err != nil {
 		return sess, err
 	}
+	s.endSession(ctx, old, token)
 	s.emit(EventDone, "Signed in as %s to enroll a key", sess.User.Name)
 	return sess, nil
 }

@@ -259,6 +259,40 @@ func TestJourney(t *testing.T) {
 	}
 }
 
+// TestANewSignInEndsTheOldSession: signing in again replaces the kept
+// token, and the replaced session no longer works at the server.
+func TestANewSignInEndsTheOldSession(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	tokens := &memTokens{}
+	s := e.service(t, tokens, enroll.UI{})
+	if _, err := s.SignInWithCode(ctx, "root", e.code); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := openKey(t, softkey.Config{})
+	if _, err := s.Enroll(ctx, key, "blue"); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := tokens.Get("test")
+	if _, err := s.SignIn(ctx, key, "root"); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := tokens.Get("test")
+	if second == first || second == "" {
+		t.Fatal("the kept token did not change")
+	}
+	old, err := rpclient.New(rpclient.Config{BaseURL: e.url, Token: first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Me(ctx); !errors.Is(err, rpclient.ErrUnauthorized) {
+		t.Errorf("the replaced session still works: Me = %v", err)
+	}
+	if _, err := s.Keys(ctx, nil); err != nil {
+		t.Errorf("the new session: %v", err)
+	}
+}
+
 // TestSessionIsResumedFromTheStore: a new Service for the profile uses
 // the kept token.
 func TestSessionIsResumedFromTheStore(t *testing.T) {

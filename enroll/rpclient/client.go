@@ -166,6 +166,17 @@ func (c *Client) SetToken(token string) error {
 	return nil
 }
 
+// WithToken returns a client like c (same server, HTTP client and limits)
+// for the session of token, such as an older session to end after a new
+// sign-in replaced it.
+func (c *Client) WithToken(token string) (*Client, error) {
+	if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	return &Client{base: c.base, hc: c.hc, userAgent: c.userAgent, timeout: c.timeout,
+		attempts: c.attempts, backoff: c.backoff, maxBody: c.maxBody, token: token}, nil
+}
+
 // maxTokenBytes is the longest token rp/server accepts.
 const maxTokenBytes = 256
 
