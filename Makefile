@@ -14,9 +14,15 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # (secret-tool): the real Secret Service enroll/profile's keyring tests start
 # on a private bus. "dbus" rather than "dbus-daemon", which older releases
 # do not have as a package of its own.
+# chromium: the real headless browser recovery/phonetest drives (over the
+# DevTools Protocol, with its virtual WebAuthn authenticator) to test the
+# phone side of account recovery; its own dependencies bring the fonts and
+# libraries it needs. On macOS, install Chromium or Google Chrome by hand, or
+# point KEYDESK_CHROMIUM at a binary.
 DEB_PACKAGES  ?= libfido2-dev fido2-tools pkg-config gcc libc6-dev \
                  libgl1-mesa-dev xorg-dev xvfb postgresql \
-                 dbus gnome-keyring libsecret-tools
+                 dbus gnome-keyring libsecret-tools \
+                 chromium
 BREW_PACKAGES ?= libfido2
 
 # The virtual-HID LD_PRELOAD shim (Linux only).
@@ -64,7 +70,7 @@ deps: ## install missing system packages (apt-get / brew)
 		echo "deps: installing:$$missing"; \
 		brew install $$missing; \
 	else \
-		echo "deps: unsupported system; install by hand: libfido2 (with headers), pkg-config, a C compiler, OpenGL/X11 headers" >&2; \
+		echo "deps: unsupported system; install by hand: libfido2 (with headers), pkg-config, a C compiler, OpenGL/X11 headers, Chromium" >&2; \
 	fi
 
 vhid: $(VHID_TARGET) ## build the virtual-HID LD_PRELOAD shim build/vhid.so
