@@ -39,16 +39,32 @@ const (
 	// ActionGrantRedeemed: an enrollment grant was redeemed for a
 	// registration-only session.
 	ActionGrantRedeemed Action = "grant.redeemed"
-	// ActionRecoveryRequested: a user started account recovery.
+	// ActionRecoveryRequested: a desktop started account recovery (a QR
+	// handoff session); Details name the desktop, and say whether the
+	// account is real (a request for no usable account gets a decoy).
 	ActionRecoveryRequested Action = "recovery.requested"
-	// ActionRecoveryApproved: the recovery step-up succeeded, or helpdesk
-	// approved an assisted recovery.
+	// ActionRecoveryApproved: the recovery step-up succeeded (the user's
+	// key approved the handoff on their phone), or a second helpdesk
+	// member approved an assisted recovery grant (four eyes).
 	ActionRecoveryApproved Action = "recovery.approved"
-	// ActionRecoveryRedeemed: an approved recovery was used to register a
-	// new credential.
+	// ActionRecoveryRedeemed: an approved handoff, a recovery code or a
+	// recovery grant was traded for a recovery-scoped session (enroll one
+	// replacement key, revoke the lost ones).
 	ActionRecoveryRedeemed Action = "recovery.redeemed"
-	// ActionRecoveryFailed: a recovery attempt was refused or expired.
+	// ActionRecoveryFailed: a recovery attempt was refused without ending
+	// its session: a wrong secret or code, a key that did not verify.
 	ActionRecoveryFailed Action = "recovery.failed"
+	// ActionRecoveryRefused: a handoff was ended: the phone picked the
+	// wrong number or said "this was not me", or a redeem carried a
+	// signature the desktop's key did not make.
+	ActionRecoveryRefused Action = "recovery.refused"
+	// ActionRecoveryExpired: a handoff reached its expiry unredeemed;
+	// recorded once, by whichever instance saw it first.
+	ActionRecoveryExpired Action = "recovery.expired"
+	// ActionRecoveryCodesGenerated: a user generated a new set of
+	// one-time recovery codes, invalidating the old set. The codes are
+	// never recorded.
+	ActionRecoveryCodesGenerated Action = "recovery.codes_generated"
 )
 
 var actions = []Action{
@@ -68,6 +84,9 @@ var actions = []Action{
 	ActionRecoveryApproved,
 	ActionRecoveryRedeemed,
 	ActionRecoveryFailed,
+	ActionRecoveryRefused,
+	ActionRecoveryExpired,
+	ActionRecoveryCodesGenerated,
 }
 
 // Actions returns every known Action, so that metrics and UIs can list

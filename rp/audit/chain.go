@@ -23,8 +23,8 @@ var (
 	ErrInvalid = errors.New("invalid audit entry")
 	// ErrSecretField: a Details key looks like it names a secret: it
 	// contains token, grant, pin, secret, code, password, challenge,
-	// signature or assertion, ignoring case and the separators '_', '-'
-	// and '.'. The entry is refused outright so that a token, grant, PIN
+	// signature, assertion or nonce, ignoring case and the separators
+	// '_', '-' and '.'. The entry is refused outright so that a token, grant, PIN
 	// or challenge response cannot reach the log by mistake.
 	ErrSecretField = errors.New("detail key looks like a secret")
 )
@@ -56,6 +56,9 @@ func (e *FieldError) Is(target error) bool { return target == e.Kind }
 // revocation.
 var secretWords = []string{
 	"token", "grant", "pin", "secret", "code", "password", "challenge", "signature", "assertion",
+	// A recovery redeem's nonce is no secret, but what the desktop signs
+	// has no business in the log either.
+	"nonce",
 }
 
 // secretWord returns the secret-looking word in key, or "". Case and the

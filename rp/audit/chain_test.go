@@ -241,7 +241,7 @@ func TestSecretGuard(t *testing.T) {
 		"token", "sessionToken", "TOKEN", "access_token", "grant", "grantId", "GrantCode", "pin", "PIN",
 		"newPin", "pin_hash", "p-i-n", "secret", "clientSecret", "code", "recoveryCode", "password",
 		"Passwd_Password", "challenge", "challengeResponse", "signature", "sig.nature", "assertion",
-		"rawAssertion", "shipping",
+		"rawAssertion", "shipping", "nonce", "redeemNonce",
 	}
 	for _, k := range refused {
 		t.Run("ShouldRefuse_"+k, func(t *testing.T) {
@@ -295,6 +295,7 @@ func TestActionsAreKnownAndStable(t *testing.T) {
 		"credential.registered", "login.succeeded", "login.failed", "credential.renamed",
 		"credential.revoked", "grant.issued", "grant.redeemed", "policy.changed", "role.changed",
 		"recovery.requested", "recovery.approved", "recovery.redeemed", "recovery.failed",
+		"recovery.refused", "recovery.expired", "recovery.codes_generated",
 		"user.created", "user.disabled", "credential.counter_regressed",
 	} {
 		if !seen[a] {

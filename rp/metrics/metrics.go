@@ -179,11 +179,14 @@ const (
 	// LimiterGrant limits attempts at redeeming enrollment grants and
 	// recovery codes, against guessing.
 	LimiterGrant Limiter = "grant"
+	// LimiterRecovery limits the recovery handoffs started per account
+	// name and per client address, and the attempts at answering them.
+	LimiterRecovery Limiter = "recovery"
 	// LimiterOther is what unknown values become.
 	LimiterOther Limiter = "other"
 )
 
-var limiters = []Limiter{LimiterIP, LimiterAccount, LimiterGrant}
+var limiters = []Limiter{LimiterIP, LimiterAccount, LimiterGrant, LimiterRecovery}
 
 // KeyEvent is a change in a credential's life.
 type KeyEvent string

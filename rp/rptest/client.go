@@ -27,6 +27,11 @@ type Key struct {
 	// Tamper, when set, may change what the client sends: the JSON
 	// response as a map, before it is encoded (for bad-input tests).
 	Tamper func(resp map[string]any)
+	// UV asks the key for its built-in user verification (the simulated
+	// fingerprint) whenever the options' userVerification is "required"
+	// or "preferred", as a phone's passkey prompt does; the key must have
+	// a fingerprint enrolled (NewUVKey).
+	UV bool
 }
 
 // NewKey returns a key that approves every touch, has no PIN, and
@@ -104,6 +109,13 @@ type requestOptions struct {
 	Challenge        B64          `json:"challenge"`
 	RPID             string       `json:"rpId"`
 	AllowCredentials []descriptor `json:"allowCredentials"`
+	UserVerification string       `json:"userVerification"`
+}
+
+// wantsUV reports whether a browser with k would verify the user for
+// options asking userVerification.
+func (k *Key) wantsUV(userVerification string) bool {
+	return k.UV && (userVerification == "required" || userVerification == "preferred")
 }
 
 // ErrStatus is a CTAP error status from the key.
@@ -158,8 +170,15 @@ func (k *Key) Create(publicKey []byte) ([]byte, error) {
 	if len(o.ExcludeCredentials) > 0 {
 		params[5] = descriptorsCBOR(o.ExcludeCredentials)
 	}
+	options := map[string]bool{}
 	if o.AuthenticatorSelection.ResidentKey == "required" || o.AuthenticatorSelection.ResidentKey == "preferred" {
-		params[7] = map[string]bool{"rk": true}
+		options["rk"] = true
+	}
+	if k.wantsUV(o.AuthenticatorSelection.UserVerification) {
+		options["uv"] = true
+	}
+	if len(options) > 0 {
+		params[7] = options
 	}
 	var r struct {
 		Fmt      string          `cbor:"1,keyasint"`
@@ -204,6 +223,9 @@ func (k *Key) Get(publicKey []byte) ([]byte, error) {
 	params := map[int]any{1: o.RPID, 2: cdh}
 	if len(o.AllowCredentials) > 0 {
 		params[3] = descriptorsCBOR(o.AllowCredentials)
+	}
+	if k.wantsUV(o.UserVerification) {
+		params[5] = map[string]bool{"uv": true}
 	}
 	var r struct {
 		Credential struct {

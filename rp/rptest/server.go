@@ -91,7 +91,7 @@ func StartServer(tb testing.TB, o ServerOptions) *Server {
 	s := &Server{Clock: NewClock()}
 	s.Config = server.Config{RPID: o.RPID, RPDisplayName: "Keydesk test", Origins: []string{o.Origin},
 		Store: store, Secret: secret, Now: s.Clock.Now, Logger: slog.New(slog.DiscardHandler),
-		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6}
+		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6, RecoveryRate: 1e6, RecoveryBurst: 1e6}
 	if o.Configure != nil {
 		o.Configure(&s.Config)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,6 +129,9 @@ func (s *Server) registrationBegin(w http.ResponseWriter, r *http.Request, c *ca
 	if err := checkNickname(req.Nickname); err != nil {
 		return err
 	}
+	if c.session.Scope == storage.ScopeRecovery && !c.session.KeyRegisteredAt.IsZero() {
+		return errRecoveryKeyRegistered
+	}
 	pol, err := s.policy(r.Context())
 	if err != nil {
 		return err
@@ -193,6 +197,11 @@ func (s *Server) beginCeremony(w http.ResponseWriter, r *http.Request, cer stora
 	writeJSON(w, http.StatusOK, api.CeremonyBegin{CeremonyID: cer.ID, PublicKey: optionsJSON, ExpiresAt: cer.ExpiresAt})
 	return nil
 }
+
+// errRecoveryKeyRegistered is a second registration in one recovery:
+// it allows exactly one replacement key.
+var errRecoveryKeyRegistered = problem(http.StatusConflict, "recovery_key_registered",
+	"This recovery session has enrolled its replacement key already: sign in with that key to enroll more.")
 
 // errCeremonyUsed is a finish of a ceremony another finish took.
 var errCeremonyUsed = problem(http.StatusConflict, "ceremony_used", "This ceremony was already finished: begin a new one.")
@@ -290,18 +299,41 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 		s.cfg.Metrics.Registration(metrics.ResultFailure)
 		return err
 	}
+	// A user's first usable key is when to offer recovery codes.
+	advise := false
+	if len(wu.creds) == 0 {
+		codes, err := s.cfg.Store.RecoveryCodes(r.Context(), c.user.ID)
+		if err != nil {
+			return err
+		}
+		advise = !slices.ContainsFunc(codes, func(rc storage.RecoveryCode) bool { return rc.UsedAt.IsZero() })
+	}
 	var result []byte
 	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
 		if _, err := tx.ConsumeCeremony(req.CeremonyID, now); err != nil {
 			return consumeError(err)
+		}
+		if c.session.Scope == storage.ScopeRecovery {
+			// The one key a recovery allows: of racing finishes (on any
+			// instance) one spends it.
+			switch err := tx.UseSessionRegistration(c.session.TokenHash, stored.ID, now); {
+			case errors.Is(err, storage.ErrConsumed):
+				return errRecoveryKeyRegistered
+			case errors.Is(err, storage.ErrExpired), errors.Is(err, storage.ErrNotFound):
+				return problem(http.StatusUnauthorized, "session_expired", "Your session has ended: sign in again.")
+			case err != nil:
+				return err
+			}
 		}
 		if err := tx.CreateCredential(stored); errors.Is(err, storage.ErrConflict) {
 			return problem(http.StatusConflict, "already_registered", "This key is already registered.")
 		} else if err != nil {
 			return err
 		}
+		key := keyOf(stored)
+		key.RecoveryCodesAdvised = advise
 		var err error
-		result, err = json.Marshal(keyOf(stored))
+		result, err = json.Marshal(key)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,7 @@ package server
 
 // accessNames are the access levels as the authorization tests name them.
 var accessNames = map[access]string{
-	public: "public", anySession: "anySession", registration: "registration",
+	public: "public", anySession: "anySession", registration: "registration", ownKeys: "ownKeys",
 	userRole: "user", helpdeskRole: "helpdesk", adminRole: "admin",
 }
 

@@ -18,6 +18,10 @@ func FuzzJSONHandlers(f *testing.F) {
 		"PATCH /v1/me/keys/AAAA", "POST /v1/me/keys/AAAA/revoke",
 		"POST /v1/users", "POST /v1/users/root/grants", "POST /v1/users/root/keys/AAAA/revoke",
 		"PUT /v1/users/root/roles", "PUT /v1/users/root/disabled", "PUT /v1/policy",
+		"POST /v1/recovery/sessions", "POST /v1/recovery/sessions/AAAA/describe", "POST /v1/recovery/sessions/AAAA/refuse",
+		"POST /v1/recovery/sessions/AAAA/approve/begin", "POST /v1/recovery/sessions/AAAA/approve/finish",
+		"POST /v1/recovery/sessions/AAAA/redeem", "POST /v1/recovery/codes/redeem",
+		"POST /v1/users/root/recovery-grants", "POST /v1/recovery-grants/AAAA/approve",
 	}
 	seeds := []string{
 		`{}`, `{"username":"root"}`, `{"ceremonyId":"x","credential":{"id":"AAAA","type":"public-key","response":{}}}`,
@@ -25,6 +29,11 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"name":"x","roles":["helpdesk"]}`, `{"ttlSeconds":60,"maxUses":1}`, `{"roles":["admin"]}`,
 		`{"disabled":false}`, `{"attestation":"any","deniedAaguids":["ef185f03-0d9a-4909-8ff0-93c535aa9ecd"]}`,
 		`{"credential":null}`, `[]`, `null`, `{"ceremonyId":1}`, "\x00", `{"a":` + "\"\xff\"}",
+		`{"username":"root","desktopName":"laptop","desktopPublicKey":"` + desktopKeySeed + `"}`,
+		`{"username":"root","desktopName":"laptop","desktopPublicKey":"AAAA"}`, `{"secret":"x"}`, `{"code":"ABCD-EFGH"}`,
+		`{"secret":"x","number":42}`, `{"secret":"x","credential":{}}`, `{"signature":"MEUCIQ"}`,
+		`{"username":"root","code":"AAAAA-BBBBB-CCCCC-DDDDD"}`,
+		`{"verification":["photo-id","callback-known-number","manager-confirmation"],"note":"seen"}`,
 	}
 	for i := range routes {
 		for _, s := range seeds {
@@ -54,6 +63,10 @@ func FuzzJSONHandlers(f *testing.F) {
 		}
 	})
 }
+
+// desktopKeySeed is a desktop's P-256 public key (SubjectPublicKeyInfo,
+// base64url), so that the fuzzer starts from a handoff that is created.
+const desktopKeySeed = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEJN4aMdDiUYqPWrOFYx0nWASa5d84-qTKo6Yg6ykSttYWxed94gy8c6OY-ptIbwd1PDF4Lh-lBIDuOxRxfPbJKg"
 
 func splitRoute(s string) (string, string) {
 	for i := range s {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keydesk/keydesk/rp/api"
 	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/metrics"
 	"github.com/keydesk/keydesk/rp/storage"
 )
 
@@ -103,7 +104,7 @@ func (s *Server) issueGrant(w http.ResponseWriter, r *http.Request, c *caller) e
 	if u.Disabled {
 		return problem(http.StatusConflict, "user_disabled", "This account is disabled: enable it first.")
 	}
-	g, code, err := s.grant(r.Context(), u, storage.GrantKind(req.Kind), time.Duration(req.TTLSeconds)*time.Second, req.MaxUses, c.user.Name,
+	g, code, err := s.grant(r.Context(), u, storage.GrantKind(req.Kind), time.Duration(req.TTLSeconds)*time.Second, req.MaxUses, c.user.Name, nil,
 		func(tx storage.Tx, g storage.Grant) error {
 			return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionGrantIssued, u.Name, nil,
 				map[string]string{"id": g.ID, "kind": string(g.Kind), "expires": g.ExpiresAt.Format(time.RFC3339), "uses": strconv.Itoa(g.MaxUses)})
@@ -115,14 +116,18 @@ func (s *Server) issueGrant(w http.ResponseWriter, r *http.Request, c *caller) e
 	return nil
 }
 
-// grant stores a new grant for u and runs also in the same transaction.
+// grant stores a new grant for u, first changed by shape when set, and
+// runs also in the same transaction.
 func (s *Server) grant(ctx context.Context, u *storage.User, kind storage.GrantKind, ttl time.Duration, uses int, by string,
-	also func(storage.Tx, storage.Grant) error) (storage.Grant, string, error) {
+	shape func(*storage.Grant), also func(storage.Tx, storage.Grant) error) (storage.Grant, string, error) {
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	code := newCode()
 	g := storage.Grant{
 		ID: newID(), UserID: u.ID, Kind: kind, CodeHash: codeHash(s.cfg.Secret, u.ID, code),
 		IssuedBy: by, CreatedAt: now, ExpiresAt: now.Add(ttl), MaxUses: uses,
+	}
+	if shape != nil {
+		shape(&g)
 	}
 	err := s.cfg.Store.Tx(ctx, func(tx storage.Tx) error {
 		if err := tx.CreateGrant(g); err != nil {
@@ -137,7 +142,13 @@ func (s *Server) grant(ctx context.Context, u *storage.User, kind storage.GrantK
 // the code, its expiry) is not told to a guesser, only audited.
 var errBadCode = problem(http.StatusUnauthorized, "bad_code", "That user name and code do not match a valid enrollment code. Check them, or ask for a new code.")
 
-// redeemGrant trades a user name and code for a registration session.
+// errGrantPending is the redemption of a recovery grant that waits for
+// its four-eyes approval: told, since it needs the right code.
+var errGrantPending = problem(http.StatusForbidden, "grant_pending",
+	"This recovery code waits for a second helpdesk member's approval: ask them to approve it, then try again.")
+
+// redeemGrant trades a user name and code for a registration session, or
+// for a recovery session when the grant is a helpdesk recovery grant.
 func (s *Server) redeemGrant(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	var req api.GrantRedeemRequest
 	if _, err := s.readJSON(w, r, &req); err != nil {
@@ -169,6 +180,8 @@ func (s *Server) redeemGrant(w http.ResponseWriter, r *http.Request, _ *caller) 
 			failure = "wrong_code"
 		case errors.Is(err, storage.ErrExpired):
 			failure = "expired"
+		case errors.Is(err, storage.ErrPending):
+			failure = "pending_approval"
 		case errors.Is(err, storage.ErrConsumed):
 			failure = "used_up"
 		case err != nil:
@@ -177,11 +190,21 @@ func (s *Server) redeemGrant(w http.ResponseWriter, r *http.Request, _ *caller) 
 		if failure != "" {
 			return nil
 		}
-		scope := storage.ScopeRegister
 		if g.Kind == storage.GrantRecovery {
-			scope = storage.ScopeRecovery
+			// At most while the grant lasts, and a recovery session's
+			// time at most.
+			sess = storage.Session{TokenHash: hashToken(token), UserID: u.ID, Scope: storage.ScopeRecovery, CreatedAt: now,
+				ExpiresAt: minTime(now.Add(s.cfg.RecoverySessionTTL), g.ExpiresAt), GrantID: g.ID}
+			if err := tx.CreateSession(sess); err != nil {
+				return err
+			}
+			details := map[string]string{"id": g.ID, "method": "helpdesk", "issuer": g.IssuedBy}
+			if g.ApprovedBy != "" {
+				details["approver"] = g.ApprovedBy
+			}
+			return s.record(tx, r, u.Name, audit.RoleUser, audit.ActionRecoveryRedeemed, u.Name, nil, details)
 		}
-		sess = storage.Session{TokenHash: hashToken(token), UserID: u.ID, Scope: scope, CreatedAt: now,
+		sess = storage.Session{TokenHash: hashToken(token), UserID: u.ID, Scope: storage.ScopeRegister, CreatedAt: now,
 			ExpiresAt: minTime(now.Add(s.cfg.GrantSessionTTL), g.ExpiresAt), GrantID: g.ID}
 		if err := tx.CreateSession(sess); err != nil {
 			return err
@@ -194,7 +217,14 @@ func (s *Server) redeemGrant(w http.ResponseWriter, r *http.Request, _ *caller) 
 	}
 	if failure != "" {
 		s.auditRedeemFailure(r, name, failure)
+		if failure == "pending_approval" {
+			return errGrantPending
+		}
 		return errBadCode
+	}
+	if sess.Scope == storage.ScopeRecovery {
+		s.cfg.Metrics.Recovery(metrics.RecoveryGranted)
+		s.notify(r, u.Name, NotifyRecoveryRedeemed, "")
 	}
 	writeJSON(w, http.StatusOK, api.Session{Token: token, ExpiresAt: sess.ExpiresAt, Scope: string(sess.Scope), User: userOf(u)})
 	return nil
@@ -258,7 +288,7 @@ func BootstrapAdmin(ctx context.Context, cfg Config, name string) (code string, 
 	} else if len(creds) > 0 {
 		return "", time.Time{}, fmt.Errorf("bootstrap: %s already has a key: sign in with it and issue grants from the helpdesk screens", name)
 	}
-	g, code, err := s.grant(ctx, u, storage.GrantEnrollment, 24*time.Hour, 1, "keydesk-rp", func(tx storage.Tx, g storage.Grant) error {
+	g, code, err := s.grant(ctx, u, storage.GrantEnrollment, 24*time.Hour, 1, "keydesk-rp", nil, func(tx storage.Tx, g storage.Grant) error {
 		_, err := tx.AppendAudit(audit.Entry{Actor: "keydesk-rp", ActorRole: audit.RoleSystem, Action: audit.ActionGrantIssued,
 			Subject: name, Details: map[string]string{"id": g.ID, "kind": string(g.Kind), "via": "bootstrap-admin"}})
 		return err

@@ -108,6 +108,10 @@ func (s *Server) authorize(r *http.Request, a access) (*caller, error) {
 		if full || sess.Scope == storage.ScopeRegister || sess.Scope == storage.ScopeRecovery {
 			return c, nil
 		}
+	case ownKeys:
+		if full || sess.Scope == storage.ScopeRecovery {
+			return c, nil
+		}
 	case userRole:
 		if full {
 			return c, nil

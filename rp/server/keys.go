@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -149,8 +150,9 @@ func (s *Server) renameMyKey(w http.ResponseWriter, r *http.Request, c *caller) 
 // revoke revokes the key the path names, owned by owner, in one
 // transaction with its audit entry. Revoking a revoked key changes
 // nothing and answers as the first time did, so a retry is harmless.
-// guard, when set, refuses to revoke the owner's last usable key.
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c *caller, owner *storage.User, guard bool) error {
+// guard, when set, refuses to revoke the owner's last usable key;
+// protect, when set, is a key that may not be revoked.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c *caller, owner *storage.User, guard bool, protect []byte) error {
 	var req api.RevokeKeyRequest
 	if _, err := s.readJSON(w, r, &req); err != nil {
 		return err
@@ -169,6 +171,10 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c *caller, owner
 		cr, err := ownKey(tx, r, owner.ID)
 		if err != nil {
 			return err
+		}
+		if protect != nil && bytes.Equal(cr.ID, protect) {
+			return problem(http.StatusConflict, "replacement_key",
+				"This key was enrolled during this recovery: a recovery session cannot revoke it. Sign in with it to manage your keys.")
 		}
 		if cr.Revoked() {
 			out = keyOf(*cr)
@@ -196,8 +202,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c *caller, owner
 		cr.RevokedAt, cr.RevokeReason = now, req.Reason
 		out = keyOf(*cr)
 		revoked = true
-		return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionCredentialRevoked, owner.Name, cr.ID,
-			map[string]string{"reason": req.Reason})
+		details := map[string]string{"reason": req.Reason}
+		if c.session.Scope != storage.ScopeFull {
+			details["scope"] = string(c.session.Scope)
+		}
+		return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionCredentialRevoked, owner.Name, cr.ID, details)
 	})
 	if err != nil {
 		return err
@@ -210,13 +219,25 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c *caller, owner
 }
 
 // revokeMyKey revokes one of the caller's keys: it needs a sign-in
-// within StepUpWindow, and the last usable key is kept.
+// within StepUpWindow, and the last usable key is kept. A recovery
+// session is itself the step-up (the user proved who they are on their
+// phone, with a code or to the helpdesk, minutes ago) and is there to
+// revoke lost keys: it may revoke the last one, the replacement being
+// enrolled in the same session, before or after; but never a key
+// registered by the session, the replacement, which is what the user
+// signs in with next. It can do so only while it lasts
+// (RecoverySessionTTL).
 func (s *Server) revokeMyKey(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if c.session.Scope == storage.ScopeRecovery {
+		// A session that registered nothing yet protects nothing: a
+		// nil key matches none.
+		return s.revoke(w, r, c, c.user, false, c.session.RegisteredKey)
+	}
 	if age := s.cfg.Now().Sub(c.session.AuthTime); age > s.cfg.StepUpWindow {
 		return problem(http.StatusForbidden, "step_up_required",
 			"Revoking a key needs a fresh sign-in: sign in with another key, then try again within %d minutes.", int(s.cfg.StepUpWindow/time.Minute))
 	}
-	return s.revoke(w, r, c, c.user, true)
+	return s.revoke(w, r, c, c.user, true, nil)
 }
 
 // revokeUserKey is the helpdesk revoking a user's key (lost or stolen),
@@ -229,5 +250,5 @@ func (s *Server) revokeUserKey(w http.ResponseWriter, r *http.Request, c *caller
 	if err := mayManage(c, u); err != nil {
 		return err
 	}
-	return s.revoke(w, r, c, u, false)
+	return s.revoke(w, r, c, u, false, nil)
 }

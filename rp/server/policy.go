@@ -19,6 +19,7 @@ func policyOf(p storage.Policy) api.Policy {
 		AllowedAAGUIDs: append([]string{}, p.AllowedAAGUIDs...), DeniedAAGUIDs: append([]string{}, p.DeniedAAGUIDs...),
 		Attestation: orDefault(p.Attestation, "none"), UserVerification: orDefault(p.UserVerification, "preferred"),
 		ResidentKey: orDefault(p.ResidentKey, "preferred"), RefuseCounterRegression: p.RefuseCounterRegression,
+		RecoveryFourEyes: p.RecoveryFourEyes,
 	}
 }
 
@@ -94,6 +95,7 @@ func (s *Server) setPolicy(w http.ResponseWriter, r *http.Request, c *caller) er
 	p.UserVerification = orDefault(req.UserVerification, "preferred")
 	p.ResidentKey = orDefault(req.ResidentKey, "preferred")
 	p.RefuseCounterRegression = req.RefuseCounterRegression
+	p.RecoveryFourEyes = req.RecoveryFourEyes
 	if err := oneOf("attestation", p.Attestation, "none", "any", "verified"); err != nil {
 		return err
 	}
@@ -115,6 +117,7 @@ func (s *Server) setPolicy(w http.ResponseWriter, r *http.Request, c *caller) er
 			"attestation": p.Attestation, "userVerification": p.UserVerification, "residentKey": p.ResidentKey,
 			"allowed": strings.Join(p.AllowedAAGUIDs, ","), "denied": strings.Join(p.DeniedAAGUIDs, ","),
 			"refuseCounterRegression": boolString(p.RefuseCounterRegression),
+			"recoveryFourEyes":        boolString(p.RecoveryFourEyes),
 		})
 	})
 	if err != nil {

@@ -87,6 +87,45 @@ type Config struct {
 	IPBurst      int
 	AccountRate  float64
 	AccountBurst int
+
+	// RecoveryTTL is how long a QR handoff may be approved from the
+	// phone (3 min): long enough to find the phone, short enough that a
+	// QR code photographed over a shoulder is soon worthless.
+	RecoveryTTL time.Duration
+	// RecoveryRedeemWindow is how long the desktop has, from the
+	// approval, to redeem it (1 min); it is watching, so it takes
+	// milliseconds.
+	RecoveryRedeemWindow time.Duration
+	// RecoverySessionTTL is how long a recovery-scoped session lasts
+	// (10 min): enough to enroll a key and revoke the lost ones.
+	RecoverySessionTTL time.Duration
+	// RecoveryPollInterval is how often a desktop's events stream reads
+	// its session from the database (150 ms), so that an approval made on
+	// another instance reaches it within that; one made on this instance
+	// reaches it at once.
+	RecoveryPollInterval time.Duration
+	// RecoveryRate and RecoveryBurst limit the handoffs started per
+	// account name and per client address (one every 30 s, bursts of 5),
+	// in the database like AccountRate. Answering a handoff (describe,
+	// approve) and redeeming a recovery code spend the AccountRate budget
+	// of the account and of the address, which is what makes guessing a
+	// typed code or a recovery code hopeless.
+	RecoveryRate  float64
+	RecoveryBurst int
+	// RecoveryChecklist is what a helpdesk member must check, and list,
+	// before issuing a recovery grant: item IDs of lower-case letters,
+	// digits and dashes. By default photo-id, callback-known-number and
+	// manager-confirmation.
+	RecoveryChecklist []string
+	// Notify is told of every recovery step of a real account (requested,
+	// approved, refused, redeemed, expired, a recovery code used, codes
+	// generated, a helpdesk grant issued or approved), so that the RP can
+	// tell the user by e-mail or SMS: a recovery they did not start is how
+	// a takeover shows. It runs on its own goroutine after the change is
+	// committed, so a slow mailer delays nothing and its timing tells a
+	// caller nothing. A Notification never holds a secret. nil logs each
+	// one (Logger, level Info).
+	Notify func(ctx context.Context, n Notification)
 }
 
 // Errors New returns for a bad Config.
@@ -94,6 +133,9 @@ var (
 	ErrNoStore     = errors.New("server: no store")
 	ErrShortSecret = errors.New("server: secret shorter than 32 bytes")
 	ErrNoOrigin    = errors.New("server: no origin")
+	// ErrBadChecklist is a RecoveryChecklist that is empty, too long, or
+	// holds a repeated or malformed item.
+	ErrBadChecklist = errors.New("server: recovery checklist: want 1 to 20 distinct item IDs of lower-case letters, digits and dashes")
 )
 
 func (c *Config) validate() error {
@@ -138,6 +180,22 @@ func (c *Config) validate() error {
 	if c.AccountRate <= 0 {
 		c.AccountRate, c.AccountBurst = 1.0/6, 10
 	}
+	setDefault(&c.RecoveryTTL, 3*time.Minute)
+	setDefault(&c.RecoveryRedeemWindow, time.Minute)
+	setDefault(&c.RecoverySessionTTL, 10*time.Minute)
+	setDefault(&c.RecoveryPollInterval, 150*time.Millisecond)
+	if c.RecoveryRate <= 0 {
+		c.RecoveryRate, c.RecoveryBurst = 1.0/30, 5
+	}
+	if c.RecoveryChecklist == nil {
+		c.RecoveryChecklist = []string{"photo-id", "callback-known-number", "manager-confirmation"}
+	}
+	if err := checkChecklist(c.RecoveryChecklist); err != nil {
+		return err
+	}
+	if c.Notify == nil {
+		c.Notify = logNotification(c.Logger)
+	}
 	return nil
 }
 
@@ -157,9 +215,14 @@ type Server struct {
 	mds atomic.Pointer[mdsState]
 	mux *http.ServeMux
 	// perIP limits every request (buckets in memory); perAccount
-	// enrollment-code attempts (its buckets are in the database).
-	perIP, perAccount *ratelimit.Limiter
-	pol               policyCache
+	// attempts at codes and secrets, per account and per address, and
+	// perRecovery the handoffs started (their buckets are in the
+	// database).
+	perIP, perAccount, perRecovery *ratelimit.Limiter
+	pol                            policyCache
+	// recoveryWatch wakes this instance's events streams when this
+	// instance changes a recovery session.
+	recoveryWatch *watchers
 	// access records each route's access, for the authorization tests.
 	access map[string]access
 }
@@ -173,7 +236,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s := &Server{cfg: cfg, wa: wa, mux: http.NewServeMux(), access: map[string]access{}}
+	s := &Server{cfg: cfg, wa: wa, mux: http.NewServeMux(), access: map[string]access{}, recoveryWatch: newWatchers()}
 	if cfg.MDS != nil {
 		if err := s.SetMDS(cfg.MDS, cfg.MDSNextUpdate); err != nil {
 			return nil, err
@@ -187,6 +250,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	if s.perAccount, err = limiter(cfg.AccountRate, cfg.AccountBurst, metrics.LimiterAccount); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.perRecovery, err = limiter(cfg.RecoveryRate, cfg.RecoveryBurst, metrics.LimiterRecovery); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.routes()
@@ -273,27 +339,60 @@ func (s *Server) RunJanitor(ctx context.Context, interval time.Duration) {
 // instances must not allow N times the guesses. (The per-address limit
 // stays per instance: it guards the instance, not a secret.)
 func (s *Server) limitAccount(ctx context.Context, name string) error {
-	key := "user:" + name
-	if len(name) > 256 {
-		// Storage bounds keys; no real name is this long, but a guesser
-		// naming one still spends a budget.
-		sum := sha256.Sum256([]byte(name))
-		key = "user-sha256:" + hex.EncodeToString(sum[:])
+	return s.limit(ctx, s.perAccount, "Too many attempts for this account: wait and try again.", limitKey("user", name))
+}
+
+// limitKey is the rate limit key of value (a user name, an address)
+// under prefix. Storage bounds keys; no real name is this long, but a
+// guesser naming one still spends a budget.
+func limitKey(prefix, value string) string {
+	if len(value) > 256 {
+		sum := sha256.Sum256([]byte(value))
+		return prefix + "-sha256:" + hex.EncodeToString(sum[:])
 	}
+	return prefix + ":" + value
+}
+
+// limit takes one token from each of the database buckets keys of lim,
+// all or none: a 429 with Retry-After (message) when any is spent, and
+// then no bucket is charged, so that an address out of budget does not
+// also spend the account's. An empty key is skipped (a request without
+// a known address).
+func (s *Server) limit(ctx context.Context, lim *ratelimit.Limiter, message string, keys ...string) error {
 	var (
 		ok   bool
 		wait time.Duration
 	)
 	err := s.cfg.Store.Tx(ctx, func(tx storage.Tx) error {
-		tat, err := tx.RateLimit(key)
-		if err != nil {
-			return err
+		ok, wait = true, 0
+		now := s.cfg.Now()
+		nexts := make([]time.Time, len(keys))
+		for i, key := range keys {
+			if key == "" {
+				continue
+			}
+			tat, err := tx.RateLimit(key)
+			if err != nil {
+				return err
+			}
+			next, took, w := lim.Take(key, tat, now)
+			if !took {
+				ok, wait = false, max(wait, w)
+			}
+			nexts[i] = next
 		}
-		var next time.Time
-		if next, ok, wait = s.perAccount.Take(key, tat, s.cfg.Now()); !ok {
+		if !ok {
 			return nil
 		}
-		return tx.SetRateLimit(key, next)
+		for i, key := range keys {
+			if key == "" {
+				continue
+			}
+			if err := tx.SetRateLimit(key, nexts[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -301,17 +400,17 @@ func (s *Server) limitAccount(ctx context.Context, name string) error {
 	if ok {
 		return nil
 	}
-	return &httpError{status: http.StatusTooManyRequests, code: "rate_limited",
-		message: "Too many attempts for this account: wait and try again.", retryAfter: wait}
+	return &httpError{status: http.StatusTooManyRequests, code: "rate_limited", message: message, retryAfter: wait}
 }
 
 // access is who may call a route.
 type access int
 
 const (
-	public       access = iota // anyone
+	public       access = iota // anyone (recovery desktop routes check their own token)
 	anySession                 // any session, whatever its scope
-	registration               // a full session, or one from an enrollment or recovery grant
+	registration               // a full session, or one from an enrollment grant or a recovery
+	ownKeys                    // a full session, or a recovery: list and revoke one's keys
 	userRole                   // a full session
 	helpdeskRole               // a full session of a helpdesk member or admin
 	adminRole                  // a full session of an admin
@@ -333,9 +432,27 @@ func (s *Server) routes() {
 	s.handle("POST "+v+"/registration/begin", registration, s.registrationBegin)
 	s.handle("POST "+v+"/registration/finish", registration, s.registrationFinish)
 
-	s.handle("GET "+v+"/me/keys", userRole, s.myKeys)
+	s.handle("GET "+v+"/me/keys", ownKeys, s.myKeys)
 	s.handle("PATCH "+v+"/me/keys/{id}", userRole, s.renameMyKey)
-	s.handle("POST "+v+"/me/keys/{id}/revoke", userRole, s.revokeMyKey)
+	s.handle("POST "+v+"/me/keys/{id}/revoke", ownKeys, s.revokeMyKey)
+	s.handle("GET "+v+"/me/recovery-codes", userRole, s.recoveryCodesStatus)
+	s.handle("POST "+v+"/me/recovery-codes", userRole, s.generateRecoveryCodes)
+
+	// Account recovery: the QR handoff (the phone's routes take the
+	// session's secret, the desktop's its desktop token), recovery codes,
+	// the phone page.
+	s.handle("POST "+v+"/recovery/sessions", public, s.startRecovery)
+	s.handle("POST "+v+"/recovery/sessions/{id}/describe", public, s.describeRecovery)
+	s.handle("POST "+v+"/recovery/sessions/{id}/refuse", public, s.refuseRecovery)
+	s.handle("POST "+v+"/recovery/sessions/{id}/approve/begin", public, s.approveRecoveryBegin)
+	s.handle("POST "+v+"/recovery/sessions/{id}/approve/finish", public, s.approveRecoveryFinish)
+	s.handle("GET "+v+"/recovery/sessions/{id}/events", public, s.recoveryEvents)
+	s.handle("GET "+v+"/recovery/sessions/{id}/status", public, s.recoveryStatusPoll)
+	s.handle("POST "+v+"/recovery/sessions/{id}/redeem", public, s.redeemRecovery)
+	s.handle("POST "+v+"/recovery/codes/redeem", public, s.redeemRecoveryCode)
+	s.handle("GET /r/{id}", public, s.phonePage)
+	s.handle("GET /r/app.js", public, s.phoneScript)
+	s.handle("GET /r/style.css", public, s.phoneStyle)
 
 	s.handle("GET "+v+"/users", helpdeskRole, s.searchUsers)
 	s.handle("GET "+v+"/users/{name}", helpdeskRole, s.getUser)
@@ -343,6 +460,9 @@ func (s *Server) routes() {
 	s.handle("GET "+v+"/users/{name}/audit", helpdeskRole, s.userAudit)
 	s.handle("POST "+v+"/users/{name}/grants", helpdeskRole, s.issueGrant)
 	s.handle("POST "+v+"/users/{name}/keys/{id}/revoke", helpdeskRole, s.revokeUserKey)
+	s.handle("POST "+v+"/users/{name}/recovery-grants", helpdeskRole, s.issueRecoveryGrant)
+	s.handle("POST "+v+"/recovery-grants/{id}/approve", helpdeskRole, s.approveRecoveryGrant)
+	s.handle("GET "+v+"/recovery/checklist", helpdeskRole, s.recoveryChecklist)
 
 	s.handle("POST "+v+"/users", adminRole, s.createUser)
 	s.handle("PUT "+v+"/users/{name}/roles", adminRole, s.setRoles)

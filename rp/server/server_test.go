@@ -98,6 +98,17 @@ func TestAuthorization(t *testing.T) {
 	if _, err := registering.Redeem("greg", e.grant("greg")); err != nil {
 		t.Fatal(err)
 	}
+	// A recovery session, from a helpdesk recovery grant.
+	e.user("rita")
+	var rg api.RecoveryGrant
+	if _, err := e.admin.Do("POST", "/v1/users/rita/recovery-grants",
+		api.IssueRecoveryGrantRequest{Verification: []string{"photo-id", "callback-known-number", "manager-confirmation"}}, &rg); err != nil {
+		t.Fatal(err)
+	}
+	recovering := e.client()
+	if _, err := recovering.Redeem("rita", rg.Code); err != nil {
+		t.Fatal(err)
+	}
 	callers := []struct {
 		name   string
 		client *rptest.Client
@@ -106,13 +117,26 @@ func TestAuthorization(t *testing.T) {
 	}{
 		{"anonymous", e.client(), []string{"public"}},
 		{"registration-scope", registering, []string{"public", "anySession", "registration"}},
-		{"user", user, []string{"public", "anySession", "registration", "user"}},
-		{"helpdesk", helpdesk, []string{"public", "anySession", "registration", "user", "helpdesk"}},
-		{"admin", e.admin, []string{"public", "anySession", "registration", "user", "helpdesk", "admin"}},
+		{"recovery-scope", recovering, []string{"public", "anySession", "registration", "ownKeys"}},
+		{"user", user, []string{"public", "anySession", "registration", "ownKeys", "user"}},
+		{"helpdesk", helpdesk, []string{"public", "anySession", "registration", "ownKeys", "user", "helpdesk"}},
+		{"admin", e.admin, []string{"public", "anySession", "registration", "ownKeys", "user", "helpdesk", "admin"}},
 	}
 	routes := s.RouteAccess()
-	if len(routes) < 20 {
+	if len(routes) < 38 {
 		t.Fatalf("only %d routes", len(routes))
+	}
+	// The recovery routes' access, stated again: a change to one of
+	// these is a change to who may recover an account.
+	for pattern, want := range map[string]string{
+		"POST /v1/recovery/sessions": "public", "POST /v1/recovery/sessions/{id}/redeem": "public",
+		"GET /v1/me/keys": "ownKeys", "POST /v1/me/keys/{id}/revoke": "ownKeys", "PATCH /v1/me/keys/{id}": "user",
+		"POST /v1/me/recovery-codes": "user", "POST /v1/users/{name}/recovery-grants": "helpdesk",
+		"POST /v1/recovery-grants/{id}/approve": "helpdesk", "POST /v1/registration/finish": "registration",
+	} {
+		if routes[pattern] != want {
+			t.Errorf("%s: access %q, want %q", pattern, routes[pattern], want)
+		}
 	}
 	// Logging out ends the callers' sessions: it goes last.
 	patterns := slices.Sorted(maps.Keys(routes))

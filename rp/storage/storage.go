@@ -1,10 +1,10 @@
 // Package storage is the reference RP's persistent state behind one
 // interface: users and their roles, WebAuthn credentials, ceremonies in
-// flight, sessions, enrollment grants, policy and the hash-chained audit
-// log. Implementations (SQLite for the embedded default, PostgreSQL for
-// several instances) run the same migrations and pass the same test suite
-// (package storagetest), so that any instance can finish what another
-// began.
+// flight, sessions, enrollment and recovery grants, recovery sessions and
+// recovery codes, policy and the hash-chained audit log. Implementations
+// (SQLite for the embedded default, PostgreSQL for several instances) run
+// the same migrations and pass the same test suite (package storagetest),
+// so that any instance can finish what another began.
 package storage
 
 import (
@@ -28,6 +28,9 @@ var (
 	ErrConsumed = errors.New("already used")
 	// ErrExpired is a ceremony, session or grant past its expiry.
 	ErrExpired = errors.New("expired")
+	// ErrPending is a grant that waits for a second helpdesk member's
+	// approval (four eyes) and cannot be redeemed yet.
+	ErrPending = errors.New("pending approval")
 )
 
 // Role is what a user may do at the RP.
@@ -107,6 +110,10 @@ type CeremonyKind string
 const (
 	CeremonyRegistration CeremonyKind = "registration"
 	CeremonyLogin        CeremonyKind = "login"
+	// CeremonyRecovery is the assertion that approves a recovery session
+	// from the user's phone: it finishes into an approval, never into a
+	// session, so that it cannot be finished at the sign-in endpoint.
+	CeremonyRecovery CeremonyKind = "recovery"
 )
 
 // Ceremony is a begun registration or login, with the challenge the RP
@@ -161,8 +168,14 @@ type Session struct {
 	// AuthTime is when the user last proved possession of a key in this
 	// session: the step-up freshness that revocation requires.
 	AuthTime time.Time
-	// GrantID is the grant the session came from, if any.
+	// GrantID is the grant the session came from, if any (for a session
+	// from a recovery handoff, the recovery session's ID).
 	GrantID string
+	// KeyRegisteredAt is when a recovery-scoped session used its one
+	// registration (UseSessionRegistration), and RegisteredKey the
+	// credential it registered; zero and nil until then.
+	KeyRegisteredAt time.Time
+	RegisteredKey   []byte
 }
 
 // GrantKind is what redeeming a grant allows.
@@ -187,6 +200,96 @@ type Grant struct {
 	MaxUses   int
 	Uses      int
 	RevokedAt time.Time
+	// Verification lists the identity checks (checklist item IDs) the
+	// issuer of a recovery grant confirmed, and Note what they wrote.
+	Verification []string
+	Note         string
+	// NeedsApproval is a grant issued under the four-eyes policy: it can
+	// be redeemed only once a second helpdesk member, not the issuer,
+	// approved it (ApprovedBy, ApprovedAt).
+	NeedsApproval bool
+	ApprovedBy    string
+	ApprovedAt    time.Time
+}
+
+// Pending reports whether g still waits for its four-eyes approval.
+func (g *Grant) Pending() bool { return g.NeedsApproval && g.ApprovedAt.IsZero() }
+
+// RecoveryStatus is where a recovery session is in its life:
+//
+//	pending --approve--> approved --redeem--> redeemed
+//	   |                    |
+//	   +--refuse------------+--> refused
+//	   +--expire------------+--> expired
+//
+// Only pending and approved sessions change; every change is one
+// conditional statement, so that of instances racing on a session
+// exactly one moves it.
+type RecoveryStatus string
+
+// The recovery statuses.
+const (
+	RecoveryPending  RecoveryStatus = "pending"
+	RecoveryApproved RecoveryStatus = "approved"
+	RecoveryRefused  RecoveryStatus = "refused"
+	RecoveryRedeemed RecoveryStatus = "redeemed"
+	RecoveryExpired  RecoveryStatus = "expired"
+)
+
+// Terminal reports whether a session in status s can no longer change.
+func (s RecoveryStatus) Terminal() bool {
+	return s == RecoveryRefused || s == RecoveryRedeemed || s == RecoveryExpired
+}
+
+// RecoverySession is a QR handoff: a desktop asking for a recovery
+// grant that the user approves on their phone. Only keyed hashes of its
+// secrets are stored.
+type RecoverySession struct {
+	ID string
+	// UserID is the user being recovered; nil for a decoy (a request
+	// naming no usable account), which can never be approved.
+	UserID []byte
+	// Username is the name the request gave, case-folded.
+	Username string
+	// SecretHash, CodeHash and DesktopTokenHash are keyed hashes of the
+	// QR secret, the typed fallback code and the desktop's bearer token.
+	SecretHash, CodeHash, DesktopTokenHash []byte
+	// Number is the two-digit number the desktop shows; Candidates are
+	// it and two decoys in the order the phone shows them, fixed at
+	// creation so that asking again teaches nothing.
+	Number     int
+	Candidates []int
+	// DesktopName, DesktopKey (an ECDSA P-256 public key, SPKI DER) and
+	// DesktopIP describe the desktop that asked.
+	DesktopName string
+	DesktopKey  []byte
+	DesktopIP   string
+	CreatedAt   time.Time
+	// ExpiresAt ends the session: at first creation plus its TTL; an
+	// approval moves it to the end of the redeem window.
+	ExpiresAt time.Time
+	Status    RecoveryStatus
+	// StatusAt is when Status last changed.
+	StatusAt time.Time
+	// CeremonyID is the approval ceremony begun last, if any.
+	CeremonyID string
+	// CredentialID is the key that approved, and Nonce what the desktop
+	// signs to redeem; both set by the approval.
+	CredentialID []byte
+	Nonce        []byte
+}
+
+// RecoveryCode is one of a user's one-time recovery codes. The code
+// itself is never stored: Hash is its argon2id hash (with its salt and
+// parameters, PHC string format) and Lookup a short keyed hash that finds
+// the row to verify without trying every code.
+type RecoveryCode struct {
+	ID        string
+	UserID    []byte
+	Lookup    []byte
+	Hash      string
+	CreatedAt time.Time
+	UsedAt    time.Time // zero while unused
 }
 
 // Policy is the RP's registration and login policy, stored as one JSON
@@ -201,6 +304,9 @@ type Policy struct {
 	// RefuseCounterRegression refuses a sign-in whose signature counter
 	// went backwards (it is audited either way).
 	RefuseCounterRegression bool `json:"refuseCounterRegression"`
+	// RecoveryFourEyes makes a helpdesk recovery grant wait for a second
+	// helpdesk member's approval before it can be redeemed.
+	RecoveryFourEyes bool `json:"recoveryFourEyes,omitempty"`
 }
 
 // Store is the RP's database. Reads run outside transactions; every state
@@ -240,6 +346,14 @@ type Store interface {
 	// Session finds an unexpired session by its token hash.
 	Session(ctx context.Context, tokenHash []byte, now time.Time) (*Session, error)
 	Policy(ctx context.Context) (Policy, error)
+
+	// RecoverySession reads a recovery session as stored, whatever its
+	// status or expiry: the desktop's events stream polls it, so that a
+	// change made on another instance reaches it.
+	RecoverySession(ctx context.Context, id string) (*RecoverySession, error)
+	// RecoveryCodes lists a user's recovery codes, used ones included,
+	// oldest first.
+	RecoveryCodes(ctx context.Context, userID []byte) ([]RecoveryCode, error)
 
 	// Audit lists entries from seq (inclusive), at most limit, in order.
 	Audit(ctx context.Context, fromSeq uint64, limit int) ([]audit.Entry, error)
@@ -305,7 +419,9 @@ type Tx interface {
 	ConsumeCeremony(id string, now time.Time) (*Ceremony, error)
 	SaveCeremonyResult(r CeremonyResult) error
 	// DeleteExpired removes ceremonies, sessions and grants past expiry,
-	// and rate limit buckets that have refilled.
+	// recovery sessions an hour past theirs (so that a late desktop is
+	// told "expired" rather than "unknown"), and rate limit buckets that
+	// have refilled.
 	DeleteExpired(now time.Time) (int, error)
 	// RateLimit reads a rate limit key's theoretical arrival time (the
 	// zero time for a key never limited, or swept) and holds the key
@@ -320,8 +436,55 @@ type Tx interface {
 
 	CreateGrant(g Grant) error
 	// UseGrant counts one use of the grant with this code hash:
-	// ErrNotFound, ErrExpired, or ErrConsumed when no use is left.
+	// ErrNotFound, ErrExpired, ErrPending while it waits for its
+	// four-eyes approval, or ErrConsumed when no use is left.
 	UseGrant(codeHash []byte, now time.Time) (*Grant, error)
+	// Grant reads a grant by ID and locks it for the transaction.
+	Grant(id string) (*Grant, error)
+	// ApproveGrant records the four-eyes approval of a grant by another
+	// helpdesk member than its issuer: ErrNotFound, ErrExpired,
+	// ErrConflict when by issued it (or it needs no approval), ErrConsumed
+	// when it was approved already or revoked. Of racing approvals one
+	// wins.
+	ApproveGrant(id, by string, now time.Time) (*Grant, error)
+
+	// UseSessionRegistration spends a recovery-scoped session's one
+	// registration on credentialID: ErrNotFound, ErrExpired, or
+	// ErrConsumed when it was spent already (by this instance or another).
+	UseSessionRegistration(tokenHash, credentialID []byte, now time.Time) error
+
+	// CreateRecoverySession stores a new, pending recovery session:
+	// ErrConflict if its ID exists, ErrNotFound if it names an unknown
+	// user.
+	CreateRecoverySession(rs RecoverySession) error
+	// BeginRecoveryApproval records the approval ceremony of a pending,
+	// unexpired session (a later one replaces it): ErrNotFound,
+	// ErrExpired, or ErrConsumed when it is no longer pending.
+	BeginRecoveryApproval(id, ceremonyID string, now time.Time) error
+	// ApproveRecovery moves a pending, unexpired session whose approval
+	// ceremony is ceremonyID to approved, with the key that approved and
+	// the nonce to redeem with, until redeemBy: ErrNotFound, ErrExpired,
+	// ErrConsumed when it is no longer pending, ErrConflict when another
+	// ceremony was begun since.
+	ApproveRecovery(id, ceremonyID string, credentialID, nonce []byte, now, redeemBy time.Time) error
+	// RefuseRecovery ends a pending or approved, unexpired session as
+	// refused: ErrNotFound, ErrExpired, or ErrConsumed when it had ended.
+	RefuseRecovery(id string, now time.Time) error
+	// RedeemRecovery moves an approved, unexpired session to redeemed,
+	// once, and returns it: ErrNotFound, ErrExpired, ErrConsumed when it
+	// had ended, ErrConflict when it is still pending.
+	RedeemRecovery(id string, now time.Time) (*RecoverySession, error)
+	// ExpireRecovery records that a pending or approved session reached
+	// its expiry, once, so that its expiry is audited once: ErrNotFound,
+	// ErrConsumed when it had ended, ErrConflict when it has not expired.
+	ExpireRecovery(id string, now time.Time) error
+
+	// ReplaceRecoveryCodes deletes a user's recovery codes and stores
+	// codes instead: a new set invalidates the old one.
+	ReplaceRecoveryCodes(userID []byte, codes []RecoveryCode) error
+	// UseRecoveryCode marks an unused code used, once: ErrNotFound, or
+	// ErrConsumed when it was used (by this request's racer or before).
+	UseRecoveryCode(userID []byte, id string, now time.Time) error
 
 	SetPolicy(p Policy) error
 

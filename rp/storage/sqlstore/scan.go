@@ -159,21 +159,43 @@ func scanCredential(sc scanner) (*storage.Credential, error) {
 	return r.credential(), nil
 }
 
-const grantColumns = `id, user_id, kind, code_hash, issued_by, created_at, expires_at, max_uses, uses, revoked_at`
+const grantColumns = `id, user_id, kind, code_hash, issued_by, created_at, expires_at, max_uses, uses, revoked_at,
+	verification, note, needs_approval, approved_by, approved_at`
 
 func scanGrant(sc scanner) (*storage.Grant, error) {
 	var (
-		g                storage.Grant
-		kind             string
-		created, expires int64
-		revoked          sql.NullInt64
+		g                 storage.Grant
+		kind, verified    string
+		created, expires  int64
+		revoked, approved sql.NullInt64
 	)
-	if err := sc.Scan(&g.ID, &g.UserID, &kind, &g.CodeHash, &g.IssuedBy, &created, &expires, &g.MaxUses, &g.Uses, &revoked); err != nil {
+	if err := sc.Scan(&g.ID, &g.UserID, &kind, &g.CodeHash, &g.IssuedBy, &created, &expires, &g.MaxUses, &g.Uses, &revoked,
+		&verified, &g.Note, &g.NeedsApproval, &g.ApprovedBy, &approved); err != nil {
 		return nil, notFound(err)
 	}
 	g.Kind = storage.GrantKind(kind)
 	g.CreatedAt, g.ExpiresAt, g.RevokedAt = fromMicros(created), fromMicros(expires), fromNullMicros(revoked)
+	g.Verification, g.ApprovedAt = parseList(verified), fromNullMicros(approved)
 	return &g, nil
+}
+
+// Short lists of identifiers (checklist items) are stored comma-separated:
+// nil and empty are both stored as ''.
+
+func formatList(items []string) (string, error) {
+	for _, it := range items {
+		if it == "" || strings.Contains(it, ",") {
+			return "", fmt.Errorf("item %.32q is empty or holds a comma", it)
+		}
+	}
+	return strings.Join(items, ","), nil
+}
+
+func parseList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 const auditColumns = `seq, version, happened_at, actor, actor_role, action, subject, credential_id, remote_addr,

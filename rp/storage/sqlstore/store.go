@@ -332,9 +332,11 @@ func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (*
 		created, expires int64
 		authTime         sql.NullInt64
 	)
-	err := s.pdb.QueryRowContext(ctx, s.q.get(`SELECT token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id
+	var registered sql.NullInt64
+	err := s.pdb.QueryRowContext(ctx, s.q.get(`SELECT token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id,
+			key_registered_at, registered_key
 		FROM sessions WHERE token_hash = $1`), tokenHash).
-		Scan(&ses.TokenHash, &ses.UserID, &scope, &created, &expires, &authTime, &ses.GrantID)
+		Scan(&ses.TokenHash, &ses.UserID, &scope, &created, &expires, &authTime, &ses.GrantID, &registered, &ses.RegisteredKey)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: session: %w", notFound(err))
 	}
@@ -343,6 +345,7 @@ func (s *Store) Session(ctx context.Context, tokenHash []byte, now time.Time) (*
 	}
 	ses.Scope = storage.Scope(scope)
 	ses.CreatedAt, ses.ExpiresAt, ses.AuthTime = fromMicros(created), fromMicros(expires), fromNullMicros(authTime)
+	ses.KeyRegisteredAt, ses.RegisteredKey = fromNullMicros(registered), orNil(ses.RegisteredKey)
 	return &ses, nil
 }
 

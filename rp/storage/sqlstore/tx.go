@@ -279,7 +279,7 @@ func checkCeremony(op string, c storage.Ceremony) error {
 	switch {
 	case c.ID == "":
 		return invalid(op, "empty ceremony ID")
-	case c.Kind != storage.CeremonyRegistration && c.Kind != storage.CeremonyLogin:
+	case c.Kind != storage.CeremonyRegistration && c.Kind != storage.CeremonyLogin && c.Kind != storage.CeremonyRecovery:
 		return invalid(op, "unknown kind %.32q", c.Kind)
 	}
 	return nil
@@ -373,7 +373,13 @@ func (t *tx) DeleteExpired(now time.Time) (int, error) {
 		}
 		total += int(n)
 	}
-	return total, nil
+	// Recovery sessions stay a while past expiry, so that a desktop
+	// asking late hears "expired" rather than "unknown".
+	n, err := t.exec(op, `DELETE FROM recovery_sessions WHERE expires_at <= $1`, now.Add(-recoveryRetention).UnixMicro())
+	if err != nil {
+		return 0, err
+	}
+	return total + int(n), nil
 }
 
 // maxRateLimitKey bounds a rate limit key, which holds a user name.
@@ -432,12 +438,14 @@ func (t *tx) CreateSession(s storage.Session) error {
 	// key violation would abort a PostgreSQL transaction): a sign-in's
 	// transaction is one round trip shorter. The casts give PostgreSQL
 	// the types a VALUES list would take from the columns.
-	n, err := t.exec(op, `INSERT INTO sessions (token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id)
+	n, err := t.exec(op, `INSERT INTO sessions (token_hash, user_id, scope, created_at, expires_at, auth_time, grant_id,
+			key_registered_at, registered_key)
 		SELECT CAST($1 AS {{blob}}), CAST($2 AS {{blob}}), CAST($3 AS TEXT), CAST($4 AS BIGINT), CAST($5 AS BIGINT),
-			CAST($6 AS BIGINT), CAST($7 AS TEXT)
+			CAST($6 AS BIGINT), CAST($7 AS TEXT), CAST($8 AS BIGINT), CAST($9 AS {{blob}})
 		WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)
 		ON CONFLICT DO NOTHING`,
-		s.TokenHash, s.UserID, string(s.Scope), s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro(), nullMicros(s.AuthTime), s.GrantID)
+		s.TokenHash, s.UserID, string(s.Scope), s.CreatedAt.UnixMicro(), s.ExpiresAt.UnixMicro(), nullMicros(s.AuthTime), s.GrantID,
+		nullMicros(s.KeyRegisteredAt), orNil(s.RegisteredKey))
 	if err != nil || n > 0 {
 		return err
 	}
@@ -470,13 +478,18 @@ func (t *tx) CreateGrant(g storage.Grant) error {
 	case g.Uses < 0 || g.Uses > g.MaxUses:
 		return invalid(op, "Uses is %d, want 0 to MaxUses (%d)", g.Uses, g.MaxUses)
 	}
+	verification, err := formatList(g.Verification)
+	if err != nil {
+		return invalid(op, "verification: %v", err)
+	}
 	if err := t.userMustExist(op, g.UserID); err != nil {
 		return err
 	}
-	n, err := t.exec(op, `INSERT INTO grants (id, user_id, kind, code_hash, issued_by, created_at, expires_at, max_uses, uses, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING`,
+	n, err := t.exec(op, `INSERT INTO grants (id, user_id, kind, code_hash, issued_by, created_at, expires_at, max_uses, uses, revoked_at,
+			verification, note, needs_approval, approved_by, approved_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING`,
 		g.ID, g.UserID, string(g.Kind), g.CodeHash, g.IssuedBy, g.CreatedAt.UnixMicro(), g.ExpiresAt.UnixMicro(),
-		g.MaxUses, g.Uses, nullMicros(g.RevokedAt))
+		g.MaxUses, g.Uses, nullMicros(g.RevokedAt), verification, g.Note, g.NeedsApproval, g.ApprovedBy, nullMicros(g.ApprovedAt))
 	if err != nil {
 		return err
 	}
@@ -488,8 +501,9 @@ func (t *tx) CreateGrant(g storage.Grant) error {
 
 // UseGrant counts one use of the grant with this code hash and returns
 // it as it is after the use: storage.ErrNotFound for no such grant,
-// storage.ErrExpired once now has reached its expiry, storage.ErrConsumed
-// when it has no use left or was revoked.
+// storage.ErrExpired once now has reached its expiry, storage.ErrPending
+// while it waits for its four-eyes approval, storage.ErrConsumed when it
+// has no use left or was revoked.
 func (t *tx) UseGrant(codeHash []byte, now time.Time) (*storage.Grant, error) {
 	const op = "use grant"
 	at := now.UnixMicro()
@@ -497,6 +511,7 @@ func (t *tx) UseGrant(codeHash []byte, now time.Time) (*storage.Grant, error) {
 	// for, so that racing uses never exceed max_uses.
 	g, err := scanGrant(t.p.QueryRowContext(t.ctx, t.s.q.get(`UPDATE grants SET uses = uses + 1
 		WHERE code_hash = $1 AND uses < max_uses AND expires_at > $2 AND revoked_at IS NULL
+			AND (NOT needs_approval OR approved_at IS NOT NULL)
 		RETURNING `+grantColumns), codeHash, at))
 	if err == nil {
 		return g, nil
@@ -504,17 +519,91 @@ func (t *tx) UseGrant(codeHash []byte, now time.Time) (*storage.Grant, error) {
 	if !errors.Is(err, storage.ErrNotFound) {
 		return nil, t.wrap(op, err)
 	}
-	var expires int64
-	err = t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT expires_at FROM grants WHERE code_hash = $1`), codeHash).Scan(&expires)
+	g, err = scanGrant(t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT `+grantColumns+` FROM grants WHERE code_hash = $1`), codeHash))
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, storage.ErrNotFound):
 		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
 	case err != nil:
 		return nil, t.wrap(op, err)
-	case expires <= at:
+	case !g.ExpiresAt.After(now):
 		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrExpired)
+	case g.RevokedAt.IsZero() && g.Uses < g.MaxUses && g.Pending():
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrPending)
 	}
 	return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConsumed)
+}
+
+// Grant reads a grant by ID and locks its row until the transaction
+// ends.
+func (t *tx) Grant(id string) (*storage.Grant, error) {
+	g, err := scanGrant(t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT `+grantColumns+` FROM grants WHERE id = $1{{forUpdate}}`), id))
+	if err != nil {
+		return nil, t.wrap("grant", err)
+	}
+	return g, nil
+}
+
+// ApproveGrant records a four-eyes approval in one conditional
+// statement: of racing approvals one wins, and the issuer never does.
+func (t *tx) ApproveGrant(id, by string, now time.Time) (*storage.Grant, error) {
+	const op = "approve grant"
+	if by == "" {
+		return nil, invalid(op, "no approver")
+	}
+	at := now.UnixMicro()
+	g, err := scanGrant(t.p.QueryRowContext(t.ctx, t.s.q.get(`UPDATE grants SET approved_by = $2, approved_at = $3
+		WHERE id = $1 AND needs_approval AND approved_at IS NULL AND issued_by <> $2
+			AND expires_at > $3 AND revoked_at IS NULL
+		RETURNING `+grantColumns), id, by, at))
+	if err == nil {
+		return g, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return nil, t.wrap(op, err)
+	}
+	g, err = scanGrant(t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT `+grantColumns+` FROM grants WHERE id = $1`), id))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	case err != nil:
+		return nil, t.wrap(op, err)
+	case !g.RevokedAt.IsZero() || !g.ApprovedAt.IsZero():
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConsumed)
+	case !g.ExpiresAt.After(now):
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrExpired)
+	}
+	// Needs no approval, or the issuer approving their own grant.
+	return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConflict)
+}
+
+// UseSessionRegistration spends a recovery session's one registration
+// in one conditional statement.
+func (t *tx) UseSessionRegistration(tokenHash, credentialID []byte, now time.Time) error {
+	const op = "use session registration"
+	if len(credentialID) == 0 {
+		return invalid(op, "empty credential ID")
+	}
+	at := now.UnixMicro()
+	n, err := t.exec(op, `UPDATE sessions SET key_registered_at = $2, registered_key = $3
+		WHERE token_hash = $1 AND key_registered_at IS NULL AND expires_at > $2`, tokenHash, at, credentialID)
+	if err != nil || n > 0 {
+		return err
+	}
+	var (
+		expires    int64
+		registered sql.NullInt64
+	)
+	err = t.p.QueryRowContext(t.ctx, t.s.q.get(`SELECT expires_at, key_registered_at FROM sessions WHERE token_hash = $1`), tokenHash).
+		Scan(&expires, &registered)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	case err != nil:
+		return t.wrap(op, err)
+	case registered.Valid:
+		return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrConsumed)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, storage.ErrExpired)
 }
 
 // SetPolicy replaces the policy.

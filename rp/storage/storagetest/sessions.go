@@ -33,6 +33,9 @@ func testSessionRoundTrip(t *testing.T, s storage.Store) {
 			CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), AuthTime: t0.Add(time.Microsecond)}},
 		{"FromAGrant", storage.Session{TokenHash: randomBytes(32), UserID: u.ID, Scope: storage.ScopeRegister,
 			CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), GrantID: "g1"}},
+		{"ForRecoveryWithItsKeyRegistered", storage.Session{TokenHash: randomBytes(32), UserID: u.ID, Scope: storage.ScopeRecovery,
+			CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute), GrantID: "r1", KeyRegisteredAt: t0.Add(time.Minute),
+			RegisteredKey: []byte("replacement")}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			mustTx(t, s, func(tx storage.Tx) error { return tx.CreateSession(tt.ses) })
@@ -110,6 +113,7 @@ func testPolicy(t *testing.T, s storage.Store) {
 		{
 			AllowedAAGUIDs: []string{"ee882879-721c-4913-9775-3dfcce97072a"}, DeniedAAGUIDs: []string{"00000000-0000-0000-0000-000000000000"},
 			Attestation: "verified", UserVerification: "required", ResidentKey: "preferred", RefuseCounterRegression: true,
+			RecoveryFourEyes: true,
 		},
 		{Attestation: "none"},
 	} {

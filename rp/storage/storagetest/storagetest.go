@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	tests = append(tests, auditTests...)
 	tests = append(tests, transactionTests...)
 	tests = append(tests, rateLimitTests...)
+	tests = append(tests, recoveryTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -56,7 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 // empty database, removed when t ends; open opens a Store on a DSN, which
 // the tests close.
 func RunInstances(t *testing.T, newDatabase func(t *testing.T) string, open func(ctx context.Context, dsn string) (storage.Store, error)) {
-	for _, tt := range instanceTests {
+	for _, tt := range append(instanceTests, recoveryInstanceTests...) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.f(t, database{dsn: newDatabase(t), open: open})
