@@ -15,6 +15,9 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/keys-pub/go-libfido2 v1.5.4-0.20230628025503-281619cff413
 	github.com/prometheus/client_golang v1.25.0
+	// go-qrcode (required by DEVELOPERS.md): recovery's QR handoff code,
+	// as PNG for the GUI and text for a terminal; pure Go, no dependencies.
+	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 	// go-keyring: session tokens in the system keyring (Secret Service on Linux,
 	// Keychain on macOS, Credential Manager on Windows) in pure Go, no cgo.
 	github.com/zalando/go-keyring v0.2.8

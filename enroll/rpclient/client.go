@@ -6,7 +6,9 @@
 // where the API makes them safe.
 //
 // Every call goes through one request path (Client.do): the helpdesk and
-// admin routes are to be added as more thin methods over it.
+// admin routes are to be added as more thin methods over it. The one
+// exception is a recovery handoff's events stream (RecoveryEvents), an
+// answer that lasts minutes and is read as it comes.
 package rpclient
 
 import (
@@ -283,7 +285,15 @@ type call struct {
 	path   string // under the base URL, escaped
 	body   []byte // JSON, nil for none; sent identically by every attempt
 	auth   bool   // send the session's bearer token
+	// bearer, when not "", is sent as the bearer token instead of the
+	// session's: a recovery handoff's desktop token.
+	bearer string
 	retry  retry
+	// wait lengthens the call's timeout: a long poll's wait, which the
+	// server spends on purpose before answering.
+	wait time.Duration
+	// header, when set, reads the success answer's headers.
+	header func(http.Header)
 	// want is the success status; out, when not nil, receives its JSON
 	// body, which check then validates.
 	want  int
@@ -295,12 +305,15 @@ type call struct {
 // call's timeout, and decodes the answer into k.out. Its errors are
 // *Error.
 func (c *Client) do(ctx context.Context, k call) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout+k.wait)
 	defer cancel()
 	// The token is read once, so that every attempt is the same request.
 	var token string
 	if k.auth {
 		token = c.Token()
+	}
+	if k.bearer != "" {
+		token = k.bearer
 	}
 	for attempt := 1; ; attempt++ {
 		e, retryable := c.attempt(ctx, k, token)
@@ -392,6 +405,9 @@ func (c *Client) attempt(ctx context.Context, k call, token string) (*Error, boo
 	case resp.StatusCode == k.want && !tooBig:
 		if err := c.decode(resp, raw, k); err != nil {
 			return &Error{Op: k.op, Status: resp.StatusCode, Err: err, kind: ErrBadResponse}, false
+		}
+		if k.header != nil {
+			k.header(resp.Header)
 		}
 		return nil, true
 	case resp.StatusCode == k.want:

@@ -53,6 +53,29 @@ var (
 	// ErrCeremonyExpired is a 410 ("ceremony_expired"): the ceremony was
 	// begun too long ago; begin again.
 	ErrCeremonyExpired = errors.New("the ceremony timed out")
+	// ErrRecoveryRefused is the server's "recovery_refused": the recovery
+	// handoff was stopped (a wrong number picked on the phone, "this was
+	// not me", or a redeem signed by another key than the desktop's) and
+	// can never be used. Start again.
+	ErrRecoveryRefused = errors.New("the recovery request was stopped")
+	// ErrRecoveryExpired is the server's "recovery_expired" (a 410): the
+	// handoff was not approved, or not redeemed, in time. Start again.
+	ErrRecoveryExpired = errors.New("the recovery request expired")
+	// ErrRecoveryUsed is the server's "recovery_used": the handoff was
+	// redeemed already; each approval gives one recovery session.
+	ErrRecoveryUsed = errors.New("the recovery request was already used")
+	// ErrRecoveryNotApproved is the server's "recovery_not_approved": a
+	// redeem before the phone approved.
+	ErrRecoveryNotApproved = errors.New("the recovery request was not approved yet")
+	// ErrWrongDesktop is the server's "bad_desktop_token" or
+	// "bad_signature": the request did not come from the desktop that
+	// started the handoff (its desktop token, its ephemeral key). A wrong
+	// signature with the right token also stops the handoff.
+	ErrWrongDesktop = errors.New("this is not the computer that started the recovery request")
+	// ErrRecoveryCodeUsed is the server's "recovery_code_used": the
+	// recovery code is right but was used already (a wrong one is
+	// ErrUnauthorized, "bad_recovery_code").
+	ErrRecoveryCodeUsed = errors.New("the recovery code was already used")
 	// ErrBadRequest is a 400, 413, 415 or 422: the server refused what was
 	// sent, such as a nickname that is too long; its message says what.
 	ErrBadRequest = errors.New("the server refused the request")
@@ -205,6 +228,18 @@ func codeSentinel(code string) error {
 		return ErrCeremonyExpired
 	case "rate_limited":
 		return ErrRateLimited
+	case "recovery_refused":
+		return ErrRecoveryRefused
+	case "recovery_expired":
+		return ErrRecoveryExpired
+	case "recovery_used":
+		return ErrRecoveryUsed
+	case "recovery_not_approved":
+		return ErrRecoveryNotApproved
+	case "bad_desktop_token", "bad_signature":
+		return ErrWrongDesktop
+	case "recovery_code_used":
+		return ErrRecoveryCodeUsed
 	}
 	return nil
 }

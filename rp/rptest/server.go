@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -44,6 +45,13 @@ type ServerOptions struct {
 	// RPID and Origin are the RP's; "localhost" and "https://localhost"
 	// when empty.
 	RPID, Origin string
+	// LocalOrigin makes the origin the server's own address as a browser
+	// must name it, http://localhost:PORT (https with TLS), PORT being
+	// the port it listens on, known only once it listens: what a test
+	// that opens the RP's pages in a real browser needs (the phone page
+	// of a recovery, whose link the RP builds from its first origin). It
+	// replaces Origin; RPID should be "localhost".
+	LocalOrigin bool
 	// TLS serves the API over https with httptest's own authority.
 	TLS bool
 	// Wrap stands in front of the server's handler (a failing proxy, a
@@ -88,7 +96,23 @@ func StartServer(tb testing.TB, o ServerOptions) *Server {
 	if o.Origin == "" {
 		o.Origin = "https://localhost"
 	}
-	s := &Server{Clock: NewClock()}
+	// The listener comes first, so that its port can be in the origin;
+	// the handler is set before the server starts serving.
+	var h http.Handler
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	tb.Cleanup(hs.Close)
+	if o.LocalOrigin {
+		_, port, err := net.SplitHostPort(hs.Listener.Addr().String())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		scheme := "http"
+		if o.TLS {
+			scheme = "https"
+		}
+		o.Origin = scheme + "://localhost:" + port
+	}
+	s := &Server{Clock: NewClock(), HTTP: hs}
 	s.Config = server.Config{RPID: o.RPID, RPDisplayName: "Keydesk test", Origins: []string{o.Origin},
 		Store: store, Secret: secret, Now: s.Clock.Now, Logger: slog.New(slog.DiscardHandler),
 		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6, RecoveryRate: 1e6, RecoveryBurst: 1e6}
@@ -99,16 +123,15 @@ func StartServer(tb testing.TB, o ServerOptions) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h := srv.Handler()
+	h = srv.Handler()
 	if o.Wrap != nil {
 		h = o.Wrap(h)
 	}
 	if o.TLS {
-		s.HTTP = httptest.NewTLSServer(h)
+		hs.StartTLS()
 	} else {
-		s.HTTP = httptest.NewServer(h)
+		hs.Start()
 	}
-	tb.Cleanup(s.HTTP.Close)
 	s.URL = s.HTTP.URL
 	if s.Code, _, err = server.BootstrapAdmin(ctx, s.Config, "root"); err != nil {
 		tb.Fatal(err)

@@ -32,6 +32,12 @@ func (s *Server) watchRecovery(r *http.Request, rs *storage.RecoverySession, dea
 	ctx := r.Context()
 	woken, stop := s.recoveryWatch.watch(rs.ID)
 	defer stop()
+	// rs was read before the watch began, and a change made in between
+	// woke no one: without this read it would wait for the next poll
+	// (an approval made just as the desktop connects).
+	if next, err := s.cfg.Store.RecoverySession(ctx, rs.ID); err == nil {
+		rs = next
+	}
 	poll := time.NewTicker(s.cfg.RecoveryPollInterval)
 	defer poll.Stop()
 	keepAlive := time.NewTicker(keepAliveInterval)

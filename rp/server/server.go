@@ -453,6 +453,7 @@ func (s *Server) routes() {
 	s.handle("GET /r/{id}", public, s.phonePage)
 	s.handle("GET /r/app.js", public, s.phoneScript)
 	s.handle("GET /r/style.css", public, s.phoneStyle)
+	s.handle("GET /favicon.ico", public, s.favicon)
 
 	s.handle("GET "+v+"/users", helpdeskRole, s.searchUsers)
 	s.handle("GET "+v+"/users/{name}", helpdeskRole, s.getUser)

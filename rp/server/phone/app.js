@@ -34,9 +34,10 @@
     approval_failed: "Your passkey could not approve this request. Use a passkey for this account and try again.",
     key_revoked: "That passkey was revoked and cannot approve anything. Use another one, or ask your helpdesk.",
     user_disabled: "This account is disabled. Ask your helpdesk.",
-    rate_limited: "Too many attempts. Wait a minute, then try again."
+    rate_limited: "Too many attempts. Wait a minute, then try again.",
+    wrong_address: "This page is not at your account's own address, so your passkey cannot approve anything here. Nothing was approved. Scan the QR code on your computer again and open its link as it is."
   };
-  var final = ["recovery_expired", "recovery_refused", "recovery_approved", "recovery_used", "recovery_not_found", "wrong_number", "user_disabled"];
+  var final = ["recovery_expired", "recovery_refused", "recovery_approved", "recovery_used", "recovery_not_found", "wrong_number", "user_disabled", "wrong_address"];
 
   function show(name) {
     sections.forEach(function (s) { $(s).hidden = s !== name; });
@@ -132,6 +133,18 @@
     return out;
   }
 
+  // onRPID reports whether this page's host may use passkeys of rpId: it
+  // is rpId or one of its subdomains, the check the browser makes before
+  // it asks a passkey (WebAuthn L3 §5.1.4.1, "registrable domain suffix").
+  // A page opened at another address (an IP address, a copy of the link
+  // on another host) cannot, and retrying there would not help: the page
+  // stops instead of asking for the passkey.
+  function onRPID(rpId) {
+    var host = location.hostname.toLowerCase();
+    rpId = String(rpId).toLowerCase();
+    return host === rpId || host.slice(-(rpId.length + 1)) === "." + rpId;
+  }
+
   function failed(problem, retry) {
     if (final.indexOf(problem.error) >= 0) {
       stop(text(problem));
@@ -184,9 +197,15 @@
       if (!window.PublicKeyCredential || !navigator.credentials) {
         throw { error: "no_webauthn", message: "This browser cannot use passkeys. Open the link in your phone's main browser." };
       }
+      if (begin.publicKey.rpId && !onRPID(begin.publicKey.rpId)) {
+        throw { error: "wrong_address" };
+      }
       return navigator.credentials.get({ publicKey: parseRequestOptions(begin.publicKey) }).then(function (cred) {
         return call("/approve/finish", { ceremonyId: begin.ceremonyId, credential: credentialJSON(cred) });
       }, function (e) {
+        if (e && e.name === "SecurityError") {
+          throw { error: "wrong_address" };
+        }
         throw { error: "passkey_" + (e && e.name), message: "The passkey did not answer (" + ((e && e.name) || "error") + "). Try again." };
       });
     }).then(function () {
