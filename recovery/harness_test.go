@@ -320,22 +320,8 @@ func (e *env) adminClient(token string) *rptest.Client {
 // auditLog is the whole audit log, its chain verified, and its raw export.
 func (e *env) auditLog(t testing.TB, adminToken string) ([]audit.Entry, []byte) {
 	t.Helper()
-	r, err := e.adminClient(adminToken).Raw("GET", api.Version+"/audit", nil)
-	if err != nil || r.Status != 200 {
-		t.Fatalf("audit export: %v %+v", err, r)
-	}
-	if _, err := audit.Verify(bytes.NewReader(r.Body)); err != nil {
-		t.Fatalf("the audit chain does not verify: %v", err)
-	}
-	var entries []audit.Entry
-	for _, line := range bytes.Split(bytes.TrimSpace(r.Body), []byte("\n")) {
-		var en audit.Entry
-		if err := json.Unmarshal(line, &en); err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, en)
-	}
-	return entries, r.Body
+	raw, entries := rptest.AuditExport(t, e.adminClient(adminToken))
+	return entries, raw
 }
 
 // countAudit counts the entries of action about subject with details.

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"testing"
 
 	"github.com/keydesk/keydesk/rp/api"
+	"github.com/keydesk/keydesk/rp/audit"
 )
 
 // Client calls the RP API as one signed-in (or not yet) user.
@@ -139,4 +141,27 @@ func (c *Client) Register(key *Key, nickname string) (*api.Key, error) {
 		return nil, err
 	}
 	return &k, nil
+}
+
+// AuditExport reads the whole audit log through the admin API with c (an
+// admin's session), fails the test unless its hash chain verifies, and
+// returns the raw JSONL export and its entries.
+func AuditExport(tb testing.TB, c *Client) ([]byte, []audit.Entry) {
+	tb.Helper()
+	r, err := c.Raw("GET", api.Version+"/audit", nil)
+	if err != nil || r.Status != 200 {
+		tb.Fatalf("audit export: %v %+v", err, r)
+	}
+	if _, err := audit.Verify(bytes.NewReader(r.Body)); err != nil {
+		tb.Fatalf("the audit chain does not verify: %v", err)
+	}
+	var entries []audit.Entry
+	for _, line := range bytes.Split(bytes.TrimSpace(r.Body), []byte("\n")) {
+		var en audit.Entry
+		if err := json.Unmarshal(line, &en); err != nil {
+			tb.Fatal(err)
+		}
+		entries = append(entries, en)
+	}
+	return r.Body, entries
 }

@@ -86,22 +86,7 @@ func wantProblem(t *testing.T, what string, r *rptest.Response, status int, code
 // auditExport is the whole audit log, verified.
 func auditExport(t *testing.T, e *env) ([]byte, []audit.Entry) {
 	t.Helper()
-	r, err := e.admin.Raw("GET", "/v1/audit", nil)
-	if err != nil || r.Status != 200 {
-		t.Fatalf("audit export: %v %+v", err, r)
-	}
-	if _, err := audit.Verify(bytes.NewReader(r.Body)); err != nil {
-		t.Fatalf("the audit chain does not verify: %v", err)
-	}
-	var entries []audit.Entry
-	for _, line := range bytes.Split(bytes.TrimSpace(r.Body), []byte("\n")) {
-		var en audit.Entry
-		if err := json.Unmarshal(line, &en); err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, en)
-	}
-	return r.Body, entries
+	return rptest.AuditExport(t, e.admin)
 }
 
 // countActions counts the entries of action about subject (or by actor).
