@@ -1,14 +1,15 @@
 // Package rpclient is the desktop app's client of the relying-party API
 // (package rp/api, served by rp/server or any identity service that
 // implements it): typed calls for signing in, redeeming enrollment codes,
-// registering, listing, renaming and revoking keys, with the API's
+// registering, listing, renaming and revoking keys, account recovery, and
+// the helpdesk's and admins' work on accounts, with the API's
 // problems turned into typed errors, bounded answers, and retries only
 // where the API makes them safe.
 //
-// Every call goes through one request path (Client.do): the helpdesk and
-// admin routes are to be added as more thin methods over it. The one
-// exception is a recovery handoff's events stream (RecoveryEvents), an
-// answer that lasts minutes and is read as it comes.
+// Every call goes through one request path (Client.do), the helpdesk's
+// and the admins' (helpdesk.go, admin.go) included. The one exception is
+// a recovery handoff's events stream (RecoveryEvents), an answer that
+// lasts minutes and is read as it comes.
 package rpclient
 
 import (
@@ -299,6 +300,16 @@ type call struct {
 	want  int
 	out   any
 	check func() error
+	// raw, when not nil, receives the success answer's body as it came,
+	// in place of out: an answer that is not one JSON value (the audit
+	// log's JSONL). Its media type must be rawType, which Accept asks
+	// for.
+	raw     *[]byte
+	rawType string
+	// maxBody, when above 0, bounds this call's answer in place of
+	// Config.MaxResponseBytes: the audit export is far larger than any
+	// other answer.
+	maxBody int64
 }
 
 // do runs k: it sends the request, retrying as k.retry allows within the
@@ -381,7 +392,11 @@ func (c *Client) attempt(ctx context.Context, k call, token string) (*Error, boo
 	if err != nil {
 		return &Error{Op: k.op, Err: err, kind: ErrBadArgument}, false
 	}
-	req.Header.Set("Accept", "application/json")
+	accept := "application/json"
+	if k.rawType != "" {
+		accept = k.rawType + ", application/json" // refusals are JSON problems
+	}
+	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", c.userAgent)
 	if k.body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -394,13 +409,17 @@ func (c *Client) attempt(ctx context.Context, k call, token string) (*Error, boo
 		return transportError(k, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	limit := c.maxBody
+	if k.maxBody > 0 {
+		limit = k.maxBody
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		// The answer was cut: the server may have acted on the request.
 		e, _ := transportError(k, err)
 		return e, k.retry == retrySafe
 	}
-	tooBig := int64(len(raw)) > c.maxBody
+	tooBig := int64(len(raw)) > limit
 	switch {
 	case resp.StatusCode == k.want && !tooBig:
 		if err := c.decode(resp, raw, k); err != nil {
@@ -412,7 +431,7 @@ func (c *Client) attempt(ctx context.Context, k call, token string) (*Error, boo
 		return nil, true
 	case resp.StatusCode == k.want:
 		return &Error{Op: k.op, Status: resp.StatusCode, kind: ErrBadResponse,
-			Err: fmt.Errorf("the answer is larger than %d bytes", c.maxBody)}, false
+			Err: fmt.Errorf("the answer is larger than %d bytes", limit)}, false
 	case resp.StatusCode < 400:
 		// A redirect (not followed: see Config.HTTPClient) or another
 		// success than the API's means the address is not the API's.
@@ -474,8 +493,19 @@ func isJSON(contentType string) bool {
 // one value and nothing after it, members of the right types, and what
 // k.check requires present. Members the client does not know are
 // accepted: the OpenAPI document leaves the answers' schemas open (only
-// requests are closed), so a newer server may add some.
+// requests are closed), so a newer server may add some. An answer for
+// k.raw is kept as it came, once its media type is k.rawType.
 func (c *Client) decode(resp *http.Response, raw []byte, k call) error {
+	if k.raw != nil {
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != k.rawType {
+			if mt == "" {
+				mt = "no content type"
+			}
+			return fmt.Errorf("the answer is %s, not %s; check the server address", printable(mt), k.rawType)
+		}
+		*k.raw = raw
+		return nil
+	}
 	if k.out == nil {
 		if len(bytes.TrimSpace(raw)) != 0 {
 			return errors.New("the answer has a body where the API sends none")
@@ -521,7 +551,7 @@ func printable(s string) string {
 }
 
 // marshal encodes a request body. The API's request types always encode;
-// the error is kept for the admin types to come.
+// the error is kept for a type that one day might not.
 func marshal(op string, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -27,7 +27,8 @@ var (
 	ErrUnauthorized = errors.New("not signed in, or the sign-in was refused")
 	// ErrForbidden is a 403: the session may not do this (a registration
 	// session listing keys, a disabled account, a revoked key signing
-	// in...).
+	// in, a helpdesk route without the helpdesk role, a helpdesk member
+	// acting on a helpdesk or admin account ("admin_only")...).
 	ErrForbidden = errors.New("this session may not do this")
 	// ErrNotFound is a 404: no such key (or user).
 	ErrNotFound = errors.New("not found")
@@ -76,6 +77,31 @@ var (
 	// recovery code is right but was used already (a wrong one is
 	// ErrUnauthorized, "bad_recovery_code").
 	ErrRecoveryCodeUsed = errors.New("the recovery code was already used")
+	// ErrGrantPending is the server's "grant_pending" (a 403): a
+	// helpdesk recovery code, right, that waits for a second helpdesk
+	// member's approval (policy recoveryFourEyes). Have another member
+	// approve it (ApproveRecoveryGrant), then redeem it again.
+	ErrGrantPending = errors.New("the recovery code waits for a second helpdesk member's approval")
+	// ErrSelfApproval is the server's "self_approval" (a 403): the
+	// helpdesk member who issued a recovery grant cannot also approve it;
+	// another member must.
+	ErrSelfApproval = errors.New("a recovery grant must be approved by another helpdesk member than its issuer")
+	// ErrAlreadyApproved is the server's "already_approved" (a 409): the
+	// recovery grant needs no more approval (it was approved, or
+	// revoked). It is how an approval repeated after a lost answer
+	// learns that the first one went through, unless the grant was
+	// revoked meanwhile.
+	ErrAlreadyApproved = errors.New("the recovery grant was already approved")
+	// ErrVerificationIncomplete is the server's "incomplete_verification"
+	// or "bad_verification" (a 400): a recovery grant's verification does
+	// not list exactly the items of the server's checklist, which may have
+	// changed since it was read. Read it again (RecoveryChecklist) and
+	// have every item checked.
+	ErrVerificationIncomplete = errors.New("the recovery checklist was not completed")
+	// ErrUserExists is the server's "user_exists" (a 409): a user of that
+	// name exists. After a CreateUser whose answer was lost, it may be the
+	// user that call created.
+	ErrUserExists = errors.New("a user of that name exists")
 	// ErrBadRequest is a 400, 413, 415 or 422: the server refused what was
 	// sent, such as a nickname that is too long; its message says what.
 	ErrBadRequest = errors.New("the server refused the request")
@@ -240,6 +266,16 @@ func codeSentinel(code string) error {
 		return ErrWrongDesktop
 	case "recovery_code_used":
 		return ErrRecoveryCodeUsed
+	case "grant_pending":
+		return ErrGrantPending
+	case "self_approval":
+		return ErrSelfApproval
+	case "already_approved":
+		return ErrAlreadyApproved
+	case "incomplete_verification", "bad_verification":
+		return ErrVerificationIncomplete
+	case "user_exists":
+		return ErrUserExists
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/keydesk/keydesk/enroll/rpclient"
 	"github.com/keydesk/keydesk/rp/api"
-	"github.com/keydesk/keydesk/rp/rptest"
 	"github.com/keydesk/keydesk/rp/server"
 )
 
@@ -82,11 +81,9 @@ func TestServerProblems(t *testing.T) {
 			}},
 		{name: "ShouldRefuseAKeyListToARegistrationSession", status: 403, code: "forbidden", want: []error{rpclient.ErrForbidden},
 			run: func(t *testing.T) error {
-				// The client has no admin calls yet: the admin's session
-				// issues a second code through the reference client.
-				var g api.Grant
-				rootAPI := &rptest.Client{BaseURL: e.url, Token: c.Token()}
-				if _, err := rootAPI.Do("POST", api.Version+"/users/"+admin+"/grants", api.IssueGrantRequest{}, &g); err != nil {
+				// The admin's session issues a second code.
+				g, err := c.IssueGrant(ctx, admin, api.IssueGrantRequest{})
+				if err != nil {
 					t.Fatal(err)
 				}
 				reg := newClient(t, e.url, nil)
@@ -94,7 +91,7 @@ func TestServerProblems(t *testing.T) {
 					t.Fatal(err)
 				}
 				secrets = append(secrets, g.Code, reg.Token())
-				_, err := reg.MyKeys(ctx)
+				_, err = reg.MyKeys(ctx)
 				return err
 			}},
 		{name: "ShouldReportAnUnknownKeyAsNotFound", status: 404, code: "key_not_found", want: []error{rpclient.ErrNotFound},

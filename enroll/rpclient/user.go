@@ -66,7 +66,10 @@ func (c *Client) LoginFinish(ctx context.Context, ceremonyID string, credentialJ
 // helpdesk, or from keydesk-rp bootstrap-admin) for a session that may
 // only register keys; the client uses it from then on. The token is
 // returned apart, as LoginFinish does. A wrong, expired or used code is
-// ErrUnauthorized ("bad_code"); too many attempts ErrRateLimited.
+// ErrUnauthorized ("bad_code"); too many attempts ErrRateLimited. A
+// helpdesk recovery code (IssueRecoveryGrant) redeems here too, to a
+// session of scope "recovery"; one still waiting for its second
+// approval is ErrGrantPending (and ErrForbidden).
 //
 // The request is sent again only when it certainly never reached the
 // server: the server does not recognise a repeated redemption, which
