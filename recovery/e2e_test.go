@@ -213,7 +213,7 @@ func TestRecoveryEndToEnd(t *testing.T) {
 		}
 	}
 	for _, kind := range []server.NotificationKind{server.NotifyRecoveryRequested, server.NotifyRecoveryApproved, server.NotifyRecoveryRedeemed} {
-		if n := e.notes.waitFor(t, "root", kind); n.DesktopName != "build-laptop-7" {
+		if n := e.notes.WaitFor(t, "root", kind); n.DesktopName != "build-laptop-7" {
 			t.Errorf("notification %+v", n)
 		}
 	}

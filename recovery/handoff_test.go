@@ -174,10 +174,10 @@ func TestWaitConcludesExpiryOnItsOwn(t *testing.T) {
 // newEnvWrapped is newEnv behind a proxy.
 func newEnvWrapped(t testing.TB, wrap func(http.Handler) http.Handler, configure ...func(*server.Config)) *env {
 	t.Helper()
-	e := &env{logs: &syncBuffer{}, notes: &notes{}}
+	e := &env{logs: &syncBuffer{}, notes: &rptest.Notes{}}
 	e.srv = rptest.StartServer(t, rptest.ServerOptions{RPID: "localhost", LocalOrigin: true, Wrap: wrap, Configure: func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(e.logs, nil))
-		c.Notify = e.notes.add
+		c.Notify = e.notes.Add
 		for _, f := range configure {
 			f(c)
 		}

@@ -96,16 +96,16 @@ type env struct {
 	// logs are the server's logs, JSON lines.
 	logs *syncBuffer
 	// notes are the notifications the server sent.
-	notes *notes
+	notes *rptest.Notes
 }
 
 // newEnv starts the RP; configure, when set, changes its configuration.
 func newEnv(t testing.TB, configure func(*server.Config)) *env {
 	t.Helper()
-	e := &env{logs: &syncBuffer{}, notes: &notes{}}
+	e := &env{logs: &syncBuffer{}, notes: &rptest.Notes{}}
 	e.srv = rptest.StartServer(t, rptest.ServerOptions{RPID: "localhost", LocalOrigin: true, Configure: func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		c.Notify = e.notes.add
+		c.Notify = e.notes.Add
 		// The defaults, stated so that the tests can read them in
 		// e.srv.Config.
 		c.RecoveryTTL, c.RecoveryPollInterval = 3*time.Minute, 150*time.Millisecond
@@ -368,39 +368,6 @@ func (b *syncBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return bytes.Clone(b.b.Bytes())
-}
-
-// notes records the server's notifications.
-type notes struct {
-	mu   sync.Mutex
-	list []server.Notification
-}
-
-func (n *notes) add(_ context.Context, x server.Notification) {
-	n.mu.Lock()
-	n.list = append(n.list, x)
-	n.mu.Unlock()
-}
-
-// waitFor waits for a notification of kind to user (they are sent on
-// goroutines of their own).
-func (n *notes) waitFor(t testing.TB, user string, kind server.NotificationKind) server.Notification {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n.mu.Lock()
-		for _, x := range n.list {
-			if x.User == user && x.Kind == kind {
-				n.mu.Unlock()
-				return x
-			}
-		}
-		n.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s notification to %s", kind, user)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // recorder collects a flow's events.

@@ -148,7 +148,7 @@ func TestPhoneStopsTheHandoff(t *testing.T) {
 			if countAudit(entries, audit.ActionRecoveryRefused, "root", map[string]string{"id": h.SessionID(), "reason": tt.reason}) != 1 {
 				t.Error("the refusal is not in the audit log")
 			}
-			e.notes.waitFor(t, "root", server.NotifyRecoveryRefused)
+			e.notes.WaitFor(t, "root", server.NotifyRecoveryRefused)
 		})
 	}
 }

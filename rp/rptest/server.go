@@ -138,3 +138,39 @@ func StartServer(tb testing.TB, o ServerOptions) *Server {
 	}
 	return s
 }
+
+// Notes records a server's notifications (its Config.Notify, which runs
+// them on goroutines of their own).
+type Notes struct {
+	mu  sync.Mutex
+	all []server.Notification
+}
+
+// Add is the Config.Notify to hand the server.
+func (n *Notes) Add(_ context.Context, x server.Notification) {
+	n.mu.Lock()
+	n.all = append(n.all, x)
+	n.mu.Unlock()
+}
+
+// List returns the notifications so far.
+func (n *Notes) List() []server.Notification {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]server.Notification(nil), n.all...)
+}
+
+// WaitFor waits up to 5 s for a notification of kind about user, and
+// fails the test without one.
+func (n *Notes) WaitFor(tb testing.TB, user string, kind server.NotificationKind) server.Notification {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, x := range n.List() {
+			if x.User == user && x.Kind == kind {
+				return x
+			}
+		}
+	}
+	tb.Fatalf("no %s notification for %s", kind, user)
+	return server.Notification{}
+}

@@ -84,44 +84,7 @@ type env struct {
 	log    *slog.Logger
 	logs   *syncBuffer // what the servers logged
 	// notes are the recovery notifications the servers sent.
-	notes *notes
-}
-
-// notes collects Config.Notify's calls.
-type notes struct {
-	mu  sync.Mutex
-	all []server.Notification
-}
-
-func (n *notes) add(_ context.Context, x server.Notification) {
-	n.mu.Lock()
-	n.all = append(n.all, x)
-	n.mu.Unlock()
-}
-
-// waitFor waits up to 5 s for a notification of kind about user.
-func (n *notes) waitFor(t testing.TB, user string, kind server.NotificationKind) server.Notification {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		n.mu.Lock()
-		for _, x := range n.all {
-			if x.User == user && x.Kind == kind {
-				n.mu.Unlock()
-				return x
-			}
-		}
-		n.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("no %s notification for %s", kind, user)
-	return server.Notification{}
-}
-
-func (n *notes) list() []server.Notification {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]server.Notification(nil), n.all...)
+	notes *rptest.Notes
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -156,7 +119,7 @@ func openStore(t testing.TB, dsn string) storage.Store {
 // "root" signed in (env.admin).
 func newEnv(t testing.TB, dsn func(t testing.TB) string) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}, secret: make([]byte, 32), logs: &syncBuffer{}, notes: &notes{}}
+	e := &env{t: t, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}, secret: make([]byte, 32), logs: &syncBuffer{}, notes: &rptest.Notes{}}
 	e.log = slog.New(slog.NewJSONHandler(e.logs, nil))
 	rand.Read(e.secret)
 	e.dsn = dsn(t)
@@ -165,7 +128,7 @@ func newEnv(t testing.TB, dsn func(t testing.TB) string) *env {
 		Store: e.store, Secret: e.secret, Now: e.clock.Now, Logger: e.log,
 		// Tests send far more than people: TestRateLimits checks the limits.
 		IPRate: 1e6, IPBurst: 1e6, AccountRate: 1e6, AccountBurst: 1e6, RecoveryRate: 1e6, RecoveryBurst: 1e6,
-		PolicyTTL: 100 * time.Millisecond, Notify: e.notes.add}
+		PolicyTTL: 100 * time.Millisecond, Notify: e.notes.Add}
 	e.url = e.startInstance(e.store)
 	code, _, err := server.BootstrapAdmin(context.Background(), e.cfg, "root")
 	if err != nil {

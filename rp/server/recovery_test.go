@@ -112,7 +112,7 @@ func countActions(entries []audit.Entry, action audit.Action, who string, detail
 func wantNoSecrets(t *testing.T, e *env, secrets ...string) {
 	t.Helper()
 	export, _ := auditExport(t, e)
-	notes, _ := json.Marshal(e.notes.list())
+	notes, _ := json.Marshal(e.notes.List())
 	for _, s := range secrets {
 		if s == "" {
 			continue
@@ -235,7 +235,7 @@ func TestRecoveryQRHandoff(t *testing.T) {
 			t.Errorf("%d revocations in recovery audited, want 1", n)
 		}
 		for _, kind := range []server.NotificationKind{server.NotifyRecoveryRequested, server.NotifyRecoveryApproved, server.NotifyRecoveryRedeemed} {
-			n := e.notes.waitFor(t, "alice", kind)
+			n := e.notes.WaitFor(t, "alice", kind)
 			if n.DesktopName != "Alice-laptop" || n.IP != "127.0.0.1" || n.Time.IsZero() {
 				t.Errorf("notification %+v", n)
 			}
@@ -328,7 +328,7 @@ func TestRecoveryRefusals(t *testing.T) {
 			if countActions(entries, audit.ActionRecoveryRefused, "carl", map[string]string{"id": d.Start.SessionID, "reason": "wrong_number"}) != 1 {
 				t.Error("the wrong number is not audited")
 			}
-			e.notes.waitFor(t, "carl", server.NotifyRecoveryRefused)
+			e.notes.WaitFor(t, "carl", server.NotifyRecoveryRefused)
 		})
 		t.Run("ShouldStopTheSessionWhenThePhoneSaysNotMe", func(t *testing.T) {
 			d := e.start("carl")
@@ -844,7 +844,7 @@ func TestRecoveryCodes(t *testing.T) {
 			if status.Remaining != 9 {
 				t.Fatalf("remaining %d", status.Remaining)
 			}
-			e.notes.waitFor(t, "hal", server.NotifyRecoveryCodeUsed)
+			e.notes.WaitFor(t, "hal", server.NotifyRecoveryCodeUsed)
 		})
 		t.Run("ShouldInvalidateTheOldSetOnRegeneration", func(t *testing.T) {
 			var fresh api.RecoveryCodes
@@ -1027,7 +1027,7 @@ func TestRecoveryGrants(t *testing.T) {
 			if countActions(entries, audit.ActionRecoveryRedeemed, "lou", map[string]string{"id": g.ID, "approver": "hugo"}) != 1 {
 				t.Error("the redemption is not audited with its approver")
 			}
-			e.notes.waitFor(t, "lou", server.NotifyRecoveryGrantApproved)
+			e.notes.WaitFor(t, "lou", server.NotifyRecoveryGrantApproved)
 		})
 		_, entries := auditExport(t, e)
 		if countActions(entries, audit.ActionGrantIssued, "lou",
