@@ -45,6 +45,11 @@ func (s *Server) loadUser(ctx context.Context, u *storage.User) (*waUser, error)
 	if err != nil {
 		return nil, err
 	}
+	return newWAUser(u, all)
+}
+
+// newWAUser is u, whose credentials are all, as go-webauthn sees it.
+func newWAUser(u *storage.User, all []storage.Credential) (*waUser, error) {
 	w := &waUser{u: u, all: all}
 	for _, c := range all {
 		if c.Revoked() {
@@ -85,6 +90,22 @@ func withCredential(u *storage.User, c *storage.Credential, allowed [][]byte) (*
 func newID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
+	return b64(b)
+}
+
+// newCeremonyID returns a ceremony's identifier: the time in
+// milliseconds (6 bytes, big-endian), then 16 random bytes, base64url.
+// Ceremonies are created at every sign-in's start; with identifiers in
+// creation order the ceremonies index grows at its end, so one group
+// commit writes one index page for all the ceremonies it begins, not a
+// random page each. The random part keeps the identifier unguessable.
+func newCeremonyID(now time.Time) string {
+	b := make([]byte, 6+16)
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (8 * (5 - i)))
+	}
+	rand.Read(b[6:])
 	return b64(b)
 }
 
@@ -188,9 +209,10 @@ func (s *Server) beginCeremony(w http.ResponseWriter, r *http.Request, cer stora
 	if err != nil {
 		return err
 	}
-	cer.ID = newID()
+	now := s.cfg.Now()
+	cer.ID = newCeremonyID(now)
 	cer.Session = sessionJSON
-	cer.ExpiresAt = s.cfg.Now().Add(s.cfg.CeremonyTTL).UTC().Truncate(time.Microsecond)
+	cer.ExpiresAt = now.Add(s.cfg.CeremonyTTL).UTC().Truncate(time.Microsecond)
 	if err := s.cfg.Store.CreateCeremony(r.Context(), cer); err != nil {
 		return err
 	}
@@ -308,9 +330,14 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 		}
 		advise = !slices.ContainsFunc(codes, func(rc storage.RecoveryCode) bool { return rc.UsedAt.IsZero() })
 	}
-	var result []byte
+	key := keyOf(stored)
+	key.RecoveryCodesAdvised = advise
+	result, err := json.Marshal(key)
+	if err != nil {
+		return err
+	}
 	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
-		if _, err := tx.ConsumeCeremony(req.CeremonyID, now); err != nil {
+		if err := tx.FinishCeremony(storage.CeremonyResult{CeremonyID: req.CeremonyID, RequestHash: reqHash, Result: result, CreatedAt: now}); err != nil {
 			return consumeError(err)
 		}
 		if c.session.Scope == storage.ScopeRecovery {
@@ -328,16 +355,6 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 		if err := tx.CreateCredential(stored); errors.Is(err, storage.ErrConflict) {
 			return problem(http.StatusConflict, "already_registered", "This key is already registered.")
 		} else if err != nil {
-			return err
-		}
-		key := keyOf(stored)
-		key.RecoveryCodesAdvised = advise
-		var err error
-		result, err = json.Marshal(key)
-		if err != nil {
-			return err
-		}
-		if err := tx.SaveCeremonyResult(storage.CeremonyResult{CeremonyID: req.CeremonyID, RequestHash: reqHash, Result: result, CreatedAt: now}); err != nil {
 			return err
 		}
 		return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionCredentialRegistered, c.user.Name, stored.ID,

@@ -39,10 +39,10 @@ func (s *Server) loginBegin(w http.ResponseWriter, r *http.Request, _ *caller) e
 	defer s.timeCeremony(metrics.CeremonyLoginBegin)()
 	var wu *waUser
 	if name := normalizeName(req.Username); name != "" {
-		u, err := s.cfg.Store.UserByName(r.Context(), name)
+		u, creds, err := s.cfg.Store.UserWithCredentials(r.Context(), name)
 		switch {
 		case err == nil && !u.Disabled:
-			if wu, err = s.loadUser(r.Context(), u); err != nil {
+			if wu, err = newWAUser(u, creds); err != nil {
 				return err
 			}
 		case err != nil && !errors.Is(err, storage.ErrNotFound):
@@ -113,10 +113,18 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 		return v.refused
 	}
 
-	var result []byte
+	sess := storage.Session{
+		TokenHash: hashToken(s.sessionToken(cer.ID)), UserID: v.owner.u.ID, Scope: storage.ScopeFull,
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), AuthTime: now,
+	}
+	result, err := json.Marshal(api.Session{ExpiresAt: sess.ExpiresAt, Scope: string(sess.Scope), User: userOf(v.owner.u)})
+	if err != nil {
+		return err
+	}
 	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
-		result = nil
-		if _, err := tx.ConsumeCeremony(cer.ID, now); err != nil {
+		// Consumed first, with the answer a retry gets: of two racing
+		// finishes, the second stops here.
+		if err := tx.FinishCeremony(storage.CeremonyResult{CeremonyID: cer.ID, RequestHash: reqHash, Result: result, CreatedAt: now}); err != nil {
 			return consumeError(err)
 		}
 		newCount := v.cred.Authenticator.SignCount
@@ -139,17 +147,7 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 				return err
 			}
 		}
-		sess := storage.Session{
-			TokenHash: hashToken(s.sessionToken(cer.ID)), UserID: v.owner.u.ID, Scope: storage.ScopeFull,
-			CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), AuthTime: now,
-		}
 		if err := tx.CreateSession(sess); err != nil {
-			return err
-		}
-		if result, err = json.Marshal(api.Session{ExpiresAt: sess.ExpiresAt, Scope: string(sess.Scope), User: userOf(v.owner.u)}); err != nil {
-			return err
-		}
-		if err := tx.SaveCeremonyResult(storage.CeremonyResult{CeremonyID: cer.ID, RequestHash: reqHash, Result: result, CreatedAt: now}); err != nil {
 			return err
 		}
 		return s.record(tx, r, v.owner.u.Name, audit.RoleUser, audit.ActionLoginSucceeded, v.owner.u.Name, v.stored.ID, nil)

@@ -455,7 +455,7 @@ func (s *Server) approveRecoveryBegin(w http.ResponseWriter, r *http.Request, _ 
 		return err
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	cer := storage.Ceremony{ID: newID(), Kind: storage.CeremonyRecovery, Session: sessionJSON,
+	cer := storage.Ceremony{ID: newCeremonyID(now), Kind: storage.CeremonyRecovery, Session: sessionJSON,
 		ExpiresAt: minTime(now.Add(s.cfg.CeremonyTTL), rs.ExpiresAt)}
 	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
 		if err := tx.CreateCeremony(cer); err != nil {

@@ -332,6 +332,9 @@ type Store interface {
 	CredentialWithUser(ctx context.Context, id []byte) (*Credential, *User, error)
 	// Credentials lists a user's keys, revoked ones included, oldest first.
 	Credentials(ctx context.Context, userID []byte) ([]Credential, error)
+	// UserWithCredentials is UserByName and Credentials in one read, as a
+	// username-first sign-in begins.
+	UserWithCredentials(ctx context.Context, name string) (*User, []Credential, error)
 
 	// CreateCeremony stores a begun ceremony. It is the one change made
 	// outside Tx: nothing is audited for it, and a begin is the busiest
@@ -418,6 +421,10 @@ type Tx interface {
 	// it timed out.
 	ConsumeCeremony(id string, now time.Time) (*Ceremony, error)
 	SaveCeremonyResult(r CeremonyResult) error
+	// FinishCeremony is ConsumeCeremony(r.CeremonyID, r.CreatedAt) and
+	// SaveCeremonyResult(r) in one step, for a finish that needs nothing
+	// from the stored ceremony (it read it before the transaction).
+	FinishCeremony(r CeremonyResult) error
 	// DeleteExpired removes ceremonies, sessions and grants past expiry,
 	// recovery sessions an hour past theirs (so that a late desktop is
 	// told "expired" rather than "unknown"), and rate limit buckets that

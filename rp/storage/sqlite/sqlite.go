@@ -140,11 +140,12 @@ func fileURI(path string) string {
 // IMMEDIATE (the _txlock DSN option), so nothing is ever rolled back for a
 // concurrent transaction and there are no row locks to take.
 var Dialect = sqlstore.Dialect{
-	Name:             "sqlite",
-	Blob:             "BLOB",
-	NumberedQuestion: true,
-	SerializeWrites:  true,
-	Retryable:        func(error) bool { return false },
+	Name:              "sqlite",
+	Blob:              "BLOB",
+	NumberedQuestion:  true,
+	SerializeWrites:   true,
+	DatabaseWriteLock: true,
+	Retryable:         func(error) bool { return false },
 	UniqueViolation: func(err error) bool {
 		c := code(err)
 		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY

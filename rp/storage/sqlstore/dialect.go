@@ -37,6 +37,11 @@ type Dialect struct {
 	// in order instead of polling the database's busy lock, and share
 	// commits.
 	SerializeWrites bool
+	// DatabaseWriteLock says a write transaction holds the whole
+	// database from its start (SQLite's BEGIN IMMEDIATE, across
+	// processes too): what it reads cannot change under it, so no row
+	// needs locking and the audit chain's head is simply its newest entry.
+	DatabaseWriteLock bool
 	// LockMigrations, if not nil, takes a lock that keeps other processes
 	// from migrating the same database until unlock is called.
 	// Without it, the migration's own write transaction must do.

@@ -229,6 +229,53 @@ func (s *Store) CredentialWithUser(ctx context.Context, id []byte) (*storage.Cre
 	return cr.credential(), ur.user(), nil
 }
 
+// UserWithCredentials reads a user by name and the user's credentials,
+// oldest first, in one query: a user without any comes back as one row
+// whose credential columns are NULL.
+func (s *Store) UserWithCredentials(ctx context.Context, name string) (*storage.User, []storage.Credential, error) {
+	const op = "user with credentials"
+	rows, err := s.pdb.QueryContext(ctx, s.q.get(`SELECT `+prefixed("u.", userColumns)+`, `+outerCredentialColumns+`
+		FROM users u LEFT JOIN credentials c ON c.user_id = u.id
+		WHERE u.name = $1 ORDER BY c.created_at, c.id`), foldName(name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	defer rows.Close()
+	var (
+		u     *storage.User
+		creds []storage.Credential
+	)
+	for rows.Next() {
+		var (
+			ur userRow
+			cr credentialRow
+		)
+		if err := rows.Scan(append(ur.dest(), cr.dest()...)...); err != nil {
+			return nil, nil, fmt.Errorf("sqlstore: %s: %w", op, err)
+		}
+		if u == nil {
+			u = ur.user()
+		}
+		if cr.c.ID != nil {
+			creds = append(creds, *cr.credential())
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	if u == nil {
+		return nil, nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
+	}
+	return u, creds, nil
+}
+
+// outerCredentialColumns are credentialColumns of c in an outer join:
+// the columns a credentialRow scans as NOT NULL read as zero when there
+// is no credential.
+var outerCredentialColumns = `c.id, c.user_id, COALESCE(c.nickname, ''), c.webauthn, c.attestation, c.aaguid,
+	COALESCE(c.sign_count, 0), COALESCE(c.attestation_type, ''), COALESCE(c.created_at, 0), c.last_used_at, c.revoked_at,
+	COALESCE(c.revoke_reason, ''), COALESCE(c.provisioned_by, ''), COALESCE(c.batch, '')`
+
 // prefixed qualifies each of a column list's names with p.
 func prefixed(p, columns string) string {
 	names := strings.Split(columns, ",")
@@ -392,7 +439,7 @@ func (s *Store) AuditForUser(ctx context.Context, name string, limit int) ([]aud
 		return nil, nil
 	}
 	rows, err := s.pdb.QueryContext(ctx, s.q.get(`SELECT `+auditColumns+` FROM audit
-		WHERE subject = $1 OR actor = $1 ORDER BY seq DESC LIMIT $2`), foldName(name), limit)
+		WHERE subject = $1 OR (actor = $1 AND actor <> subject) ORDER BY seq DESC LIMIT $2`), foldName(name), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: audit for user: %w", err)
 	}

@@ -175,6 +175,7 @@ func testAuditForUser(t *testing.T, s storage.Store) {
 		{"ShouldFoldTheName", "ALICE", 10, []audit.Entry{all[3], all[2], all[0]}},
 		{"ShouldStopAtLimit", "alice", 2, []audit.Entry{all[3], all[2]}},
 		{"ShouldFindEntriesAsSubject", "bob", 10, []audit.Entry{all[1]}},
+		{"ShouldFindEntriesAsActorOnAnother", "jo", 10, []audit.Entry{all[2]}},
 		{"ShouldListNoneForAStranger", "carol", 10, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ var ceremonyTests = []test{
 	{"CreateCeremonyRefusesATakenIDOrUnknownUser", testCreateCeremonyConflicts},
 	{"ConsumeCeremonyHasExactlyOneWinner", testConsumeCeremonyRace},
 	{"CeremonyResultRoundTripsAndIsKeptOnce", testCeremonyResult},
+	{"FinishCeremonyConsumesAndKeepsTheResultOnce", testFinishCeremony},
+	{"FinishCeremonyHasExactlyOneWinner", testFinishCeremonyRace},
 	{"DeleteExpiredRemovesOnlyWhatExpired", testDeleteExpired},
 	{"StoreCreateCeremonyAndPeek", testStoreCeremony},
 }
@@ -165,6 +168,63 @@ func testCeremonyResult(t *testing.T, s storage.Store) {
 	wantEqual(t, "CeremonyResult after a second save", *got, r)
 	_, err = s.CeremonyResult(ctx, "nope")
 	wantErr(t, "CeremonyResult of an unknown ceremony", err, storage.ErrNotFound)
+}
+
+// testFinishCeremony: one step consumes a ceremony and keeps its answer;
+// whatever refuses a consume refuses it and keeps no answer.
+func testFinishCeremony(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	c := newCeremony(t, s, "c1")
+	finish := func(r storage.CeremonyResult) error {
+		return s.Tx(ctx, func(tx storage.Tx) error { return tx.FinishCeremony(r) })
+	}
+	result := func(id string, at time.Time) storage.CeremonyResult {
+		return storage.CeremonyResult{CeremonyID: id, RequestHash: randomBytes(32), Result: []byte(`{"n":1}`), CreatedAt: at}
+	}
+	newCeremony(t, s, "late")
+	for _, tt := range []struct {
+		name string
+		r    storage.CeremonyResult
+		want error
+	}{
+		{"ShouldRefuseAnUnknownCeremony", result("nope", t0), storage.ErrNotFound},
+		{"ShouldRefuseAtExpiry", result("late", c.ExpiresAt), storage.ErrExpired},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			wantErr(t, "FinishCeremony", finish(tt.r), tt.want)
+			_, err := s.CeremonyResult(ctx, tt.r.CeremonyID)
+			wantErr(t, "CeremonyResult after a refused finish", err, storage.ErrNotFound)
+		})
+	}
+	r := result(c.ID, c.ExpiresAt.Add(-time.Microsecond))
+	wantErr(t, "FinishCeremony", finish(r), nil)
+	got, err := s.CeremonyResult(ctx, c.ID)
+	wantErr(t, "CeremonyResult", err, nil)
+	wantEqual(t, "CeremonyResult", *got, r)
+	_, err = s.Ceremony(ctx, c.ID, t0)
+	wantErr(t, "Ceremony once finished", err, storage.ErrConsumed)
+	wantErr(t, "FinishCeremony again", finish(result(c.ID, t0)), storage.ErrConsumed)
+	err = s.Tx(ctx, func(tx storage.Tx) error { _, err := tx.ConsumeCeremony(c.ID, t0); return err })
+	wantErr(t, "ConsumeCeremony once finished", err, storage.ErrConsumed)
+	if got, err = s.CeremonyResult(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantEqual(t, "CeremonyResult after a second finish", *got, r)
+}
+
+func testFinishCeremonyRace(t *testing.T, s storage.Store) {
+	c := newCeremony(t, s, "c1")
+	errs := race(Racers, func(i int) error {
+		return s.Tx(t.Context(), func(tx storage.Tx) error {
+			return tx.FinishCeremony(storage.CeremonyResult{CeremonyID: c.ID, RequestHash: []byte{byte(i)}, Result: []byte{byte(i)}, CreatedAt: t0})
+		})
+	})
+	wantEqual(t, "outcomes", tally(errs, storage.ErrConsumed), map[string]int{"ok": 1, "already used": Racers - 1})
+	got, err := s.CeremonyResult(t.Context(), c.ID)
+	wantErr(t, "CeremonyResult", err, nil)
+	if i := got.Result[0]; errs[i] != nil || !bytes.Equal(got.RequestHash, []byte{i}) {
+		t.Errorf("kept result %d, whose finish failed (%v) or whose request hash is %x", i, errs[i], got.RequestHash)
+	}
 }
 
 func testDeleteExpired(t *testing.T, s storage.Store) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ var credentialTests = []test{
 	{"CreateCredentialRefusesATakenIDOrUnknownUser", testCreateCredentialConflicts},
 	{"CredentialsListsOldestFirstWithRevokedOnes", testCredentialsOrder},
 	{"MissingCredentialsAreNotFound", testMissingCredentials},
+	{"UserWithCredentialsReadsBothAtOnce", testUserWithCredentials},
 	{"RenameCredentialChangesOnlyTheNickname", testRenameCredential},
 	{"RevokeCredentialKeepsTheFirstRevocation", testRevokeCredential},
 	{"UpdateSignCountMovesOnlyFromTheOldCount", testUpdateSignCount},
@@ -71,6 +73,34 @@ func testCredentialRoundTrip(t *testing.T, s storage.Store) {
 	if !list[0].Revoked() || list[1].Revoked() {
 		t.Errorf("Revoked() = %v, %v; want true, false", list[0].Revoked(), list[1].Revoked())
 	}
+	// The one-query read returns every field as the separate reads do.
+	gotU, gotList, err := s.UserWithCredentials(ctx, strings.ToUpper(u.Name))
+	wantErr(t, "UserWithCredentials", err, nil)
+	wantEqual(t, "UserWithCredentials' credentials", gotList, list)
+	wantU, err := s.UserByName(ctx, u.Name)
+	wantErr(t, "UserByName", err, nil)
+	wantEqual(t, "UserWithCredentials' user", *gotU, *wantU)
+}
+
+// testUserWithCredentials: a user with no key comes back with none, an
+// unknown name is not found, and other users' keys stay out.
+func testUserWithCredentials(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	alice, bob := newUser(t, s, "alice"), newUser(t, s, "bob")
+	newer, older := newCredential(t, s, alice, time.Minute), newCredential(t, s, alice, 0)
+	u, creds, err := s.UserWithCredentials(ctx, "bob")
+	wantErr(t, "UserWithCredentials without keys", err, nil)
+	wantEqual(t, "user", *u, *bob)
+	if len(creds) != 0 {
+		t.Errorf("credentials of a user without keys: %d", len(creds))
+	}
+	newCredential(t, s, bob, 0)
+	u, creds, err = s.UserWithCredentials(ctx, "Alice")
+	wantErr(t, "UserWithCredentials", err, nil)
+	wantEqual(t, "user", *u, *alice)
+	wantEqual(t, "credentials", creds, []storage.Credential{*older, *newer})
+	_, _, err = s.UserWithCredentials(ctx, "carol")
+	wantErr(t, "UserWithCredentials of an unknown name", err, storage.ErrNotFound)
 }
 
 func testCreateCredentialConflicts(t *testing.T, s storage.Store) {
