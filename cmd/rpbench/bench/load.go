@@ -37,10 +37,22 @@ type levelResult struct {
 	// trips, sorted.
 	latencies []time.Duration
 	// sign is the software keys' mean time to answer the request options.
-	sign   time.Duration
+	sign time.Duration
+	// cpu is the process's CPU time (user and system) in the measured
+	// window: server, keys and load generator together.
+	cpu    time.Duration
 	errors int
 	// firstErrors are the first few failures, for the report.
 	firstErrors []string
+}
+
+// cpuPerCeremony is the process's CPU time per measured ceremony: less
+// at the mercy of other tenants of the machine than the rate.
+func (r *levelResult) cpuPerCeremony() time.Duration {
+	if r.n == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.n)
 }
 
 func (r *levelResult) perSecond() float64 {
@@ -109,9 +121,9 @@ func runBackend(ctx context.Context, cfg Config, backend string, p *population, 
 	for _, c := range cfg.Concurrency {
 		r := runLevel(ctx, p, &rptest.Client{BaseURL: url, HTTP: hc}, backend, c, cfg.warmup(), cfg.Duration)
 		results = append(results, r)
-		fmt.Fprintf(stdout, "%s: concurrency %d: %d ceremonies in %v: %.0f/s, p50 %s p95 %s p99 %s ms (key signing %s ms mean), %d errors\n",
+		fmt.Fprintf(stdout, "%s: concurrency %d: %d ceremonies in %v: %.0f/s, p50 %s p95 %s p99 %s ms, CPU %s us/ceremony (key signing %s ms mean), %d errors\n",
 			backend, c, r.n, r.elapsed.Round(time.Millisecond), r.perSecond(),
-			ms(r.percentile(0.50)), ms(r.percentile(0.95)), ms(r.percentile(0.99)), ms(r.sign), r.errors)
+			ms(r.percentile(0.50)), ms(r.percentile(0.95)), ms(r.percentile(0.99)), us(r.cpuPerCeremony()), ms(r.sign), r.errors)
 		for _, e := range r.firstErrors {
 			fmt.Fprintf(stdout, "%s: concurrency %d: error: %s\n", backend, c, e)
 		}
@@ -213,6 +225,9 @@ func runLevel(ctx context.Context, p *population, client *rptest.Client, backend
 		signSum  time.Duration
 		signsRun int
 	)
+	var cpuFrom, cpuTo atomic.Int64
+	tFrom := time.AfterFunc(time.Until(measureFrom), func() { cpuFrom.Store(int64(processCPU())) })
+	tTo := time.AfterFunc(time.Until(measureTo), func() { cpuTo.Store(int64(processCPU())) })
 	var wg sync.WaitGroup
 	for w := range c {
 		wg.Go(func() {
@@ -269,6 +284,12 @@ func runLevel(ctx context.Context, p *population, client *rptest.Client, backend
 		})
 	}
 	wg.Wait()
+	if tFrom.Stop() || tTo.Stop() {
+		// Stopped early (the context ended): no window to speak of.
+		cpuFrom.Store(0)
+		cpuTo.Store(0)
+	}
+	res.cpu = time.Duration(cpuTo.Load() - cpuFrom.Load())
 	slices.Sort(res.latencies)
 	res.n = len(res.latencies)
 	if res.n > 0 {
@@ -324,4 +345,6 @@ func ceremony(c *rptest.Client, key *rptest.Key, name string) (roundTrips, sign 
 }
 
 // ms formats d in milliseconds with two decimals.
+func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }

@@ -34,6 +34,26 @@ const busyTimeoutMillis = 10000
 // disk, while every other writer waits; here it runs beside them.
 const checkpointEvery = 250 * time.Millisecond
 
+// restartFrames is how long the WAL may grow, in pages (64 MiB), before
+// a checkpoint makes it start over. A passive checkpoint copies the WAL
+// into the database, but the WAL starts again from its beginning only if
+// a writer finds no reader in it, which on a busy server never happens:
+// it grew by about 100 MB a second under make bench-rp, and every reader
+// searched a longer WAL index. A RESTART checkpoint waits for the readers
+// in the WAL to end (a few microseconds each) and holds new writers back
+// meanwhile; the passive ones before it left little to copy.
+var restartFrames = 16384 // a variable so that tests can make the WAL restart sooner
+
+// restartWait is how long a restarting checkpoint waits for the readers
+// in the WAL to end, holding new writers back, before it gives up until
+// the next round: a reader that long (an export) delays the restart, not
+// every sign-in.
+const restartWait = 60 * time.Millisecond
+
+// journalSizeLimit is the size the WAL file is cut back to, in bytes,
+// when it starts over after having grown beyond it.
+const journalSizeLimit = 128 << 20
+
 // Open opens, creating it if needed, the SQLite database at path and
 // migrates it. A new file is readable by its owner only (0600); its WAL
 // and shared-memory files get the same mode from SQLite. The database runs
@@ -76,11 +96,11 @@ type store struct {
 	stopped  chan struct{}
 }
 
-// checkpoint runs a passive checkpoint every checkpointEvery until Close.
-// A passive checkpoint takes no lock that writers or readers wait for;
-// it copies what no reader still needs, and the WAL starts over once all
-// of it is copied. An error (the database busy with another process's
-// checkpoint, say) is left for the next round.
+// checkpoint runs a passive checkpoint every checkpointEvery until Close,
+// and a restarting one when the WAL has grown to restartFrames. A
+// passive checkpoint takes no lock that writers or readers wait for; it
+// copies what no reader still needs. An error (the database busy with
+// another process's checkpoint, say) is left for the next round.
 func (s *store) checkpoint(db *sql.DB) {
 	defer close(s.stopped)
 	t := time.NewTicker(checkpointEvery)
@@ -90,9 +110,33 @@ func (s *store) checkpoint(db *sql.DB) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			s.checkpointOnce(db)
 		}
 	}
+}
+
+// checkpointOnce runs a passive checkpoint and, if the WAL has grown to
+// restartFrames, a restarting one, on a connection of its own whose busy
+// handler gives up after restartWait.
+func (s *store) checkpointOnce(db *sql.DB) {
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	var busy, frames, copied int
+	err = conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+	if err != nil || frames < restartFrames {
+		return
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartWait.Milliseconds())); err != nil {
+		return
+	}
+	conn.ExecContext(ctx, `PRAGMA wal_checkpoint(RESTART)`)
+	// The connection goes back to the pool: as every other one, it waits
+	// the full busy timeout.
+	conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMillis))
 }
 
 // Close stops the checkpoints and closes the database; SQLite checkpoints
@@ -120,6 +164,7 @@ func dsn(path string) string {
 	// Store's goroutine checkpoints instead (checkpointEvery); another
 	// process on the same file (keydesk-rp audit export) writes little.
 	q.Add("_pragma", "wal_autocheckpoint(0)")
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", journalSizeLimit))
 	q.Set("_txlock", "immediate")
 	return fileURI(path) + "?" + q.Encode()
 }

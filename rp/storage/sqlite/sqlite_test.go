@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,6 +117,8 @@ func TestDSNSetsTheConnectionOptions(t *testing.T) {
 		"_pragma=journal_mode%28WAL%29",
 		"_pragma=synchronous%28NORMAL%29",
 		"_pragma=foreign_keys%281%29",
+		"_pragma=wal_autocheckpoint%280%29",
+		"_pragma=journal_size_limit%28134217728%29",
 		"_txlock=immediate",
 	} {
 		if !strings.Contains(got, want) {
@@ -128,12 +131,14 @@ func TestDSNSetsTheConnectionOptions(t *testing.T) {
 // which SQLite changes each time the WAL starts over from its beginning.
 func walSalt(t *testing.T, path string) uint32 {
 	t.Helper()
-	b, err := os.ReadFile(path + "-wal")
+	f, err := os.Open(path + "-wal")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) < 32 {
-		t.Fatalf("WAL header is %d bytes", len(b))
+	defer f.Close()
+	b := make([]byte, 32)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatalf("WAL header: %v", err)
 	}
 	return binary.BigEndian.Uint32(b[16:20])
 }
@@ -169,4 +174,92 @@ func TestWALIsCheckpointedInTheBackground(t *testing.T) {
 		time.Sleep(checkpointEvery / 5)
 		write()
 	}
+}
+
+// Readers that never pause keep a passive checkpoint's WAL from ever
+// starting over (each write finds a reader in it): the store restarts it
+// once it is restartFrames long, so it stays bounded under load.
+func TestWALStartsOverUnderConstantReads(t *testing.T) {
+	defer func(n int) { restartFrames = n }(restartFrames)
+	restartFrames = 2048
+	path := newDatabase(t)
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Readers that overlap, so that some reader is always in the WAL,
+	// each holding its snapshot for less than a restart waits.
+	const readFor = restartWait / 3
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	const readers = 2
+	for i := range readers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			time.Sleep(time.Duration(i) * readFor / readers)
+			for ctx.Err() == nil {
+				// A plain BEGIN: the DSN's BEGIN IMMEDIATE would write-lock.
+				conn, err := db.Conn(ctx)
+				if err != nil {
+					continue
+				}
+				var n int
+				conn.ExecContext(ctx, `BEGIN`)
+				conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM ceremonies WHERE id = 'c1'`).Scan(&n)
+				time.Sleep(readFor)
+				conn.ExecContext(context.Background(), `ROLLBACK`)
+				conn.Close()
+			}
+		}()
+	}
+	defer func() {
+		stop()
+		for range readers {
+			<-done
+		}
+	}()
+	blob := strings.Repeat("x", 3000) // a page or so per ceremony
+	var n atomic.Int64
+	write := func() error {
+		c := storage.Ceremony{ID: fmt.Sprintf("c%d", n.Add(1)), Kind: storage.CeremonyLogin, Session: []byte(blob),
+			ExpiresAt: time.Now().Add(time.Hour)}
+		return s.CreateCeremony(t.Context(), c)
+	}
+	if err := write(); err != nil {
+		t.Fatal(err)
+	}
+	salt := walSalt(t, path)
+	// Writes never pause either: a pause would let a passive checkpoint
+	// catch up and the readers after it read the database file alone.
+	writeErr := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := write(); err != nil && ctx.Err() == nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- nil
+	}()
+	defer func() {
+		stop()
+		if err := <-writeErr; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for walSalt(t, path) == salt {
+		if time.Now().After(deadline) {
+			st, _ := os.Stat(path + "-wal")
+			t.Fatalf("the WAL did not start over within %d commits under constant reads; it is %d bytes", n.Load(), st.Size())
+		}
+		time.Sleep(checkpointEvery / 5)
+	}
+	t.Logf("the WAL started over after %d commits", n.Load())
 }
