@@ -73,11 +73,29 @@ const (
 	Expired Status = "expired"
 )
 
+// Refusal is why the server says a handoff was refused.
+type Refusal string
+
+// The refusals the server names (api.RecoveryStatus.Reason).
+const (
+	// RefusedWrongNumber: on the phone, another number than the one this
+	// computer shows was picked.
+	RefusedWrongNumber Refusal = api.RefusedWrongNumber
+	// RefusedNotMe: on the phone, "This was not me" was tapped.
+	RefusedNotMe Refusal = api.RefusedOnPhone
+	// RefusedBadSignature: someone redeemed the approval with a key other
+	// than this computer's: the handoff's token leaked.
+	RefusedBadSignature Refusal = api.RefusedBadSignature
+)
+
 // Outcome is the end of a Wait.
 type Outcome struct {
 	Status Status
+	// Refusal is why a refused handoff was refused, when the server said
+	// (one that predates reasons does not).
+	Refusal Refusal
 	// Reason says, for the person at the desktop, why a handoff was
-	// refused or expired; "" when approved.
+	// refused or expired, and what to do; "" when approved.
 	Reason string
 	// At is when the desktop learned it, on the local clock.
 	At time.Time
@@ -95,14 +113,31 @@ func (o Outcome) Err() error {
 	return fmt.Errorf("recovery: %w: %s", ErrExpired, o.Reason)
 }
 
-// The reasons Wait gives. The server says that a handoff was refused, not
-// why (its audit log does): the phone stops it for a wrong number or for
-// "This was not me", both told the same way here.
+// The reasons Wait gives.
 const (
+	reasonWrongNumber = "On the phone, a number other than the one this computer shows was picked, so the request was stopped. " +
+		"Start again, and pick the number shown here. If you did not scan the code, someone else may have seen it."
+	reasonNotMe        = "On the phone, \"This was not me\" was tapped, so the request was stopped. If that was a slip, start again."
+	reasonBadSignature = "Someone tried to use this approval from another computer, so the request was stopped. " +
+		"Start again, and do not share the QR code or the code under it."
+	// reasonRefused is for a server that does not say why.
 	reasonRefused = "The request was stopped on the phone: a number other than the one this computer showed was picked, " +
 		"or \"This was not me\" was tapped. If that was not you, someone else may have seen your QR code: start again and check the number."
 	reasonExpired = "Nobody approved the request on the phone in time. Start again."
 )
+
+// reasonFor is what Wait tells of refusal r.
+func reasonFor(r Refusal) string {
+	switch r {
+	case RefusedWrongNumber:
+		return reasonWrongNumber
+	case RefusedNotMe:
+		return reasonNotMe
+	case RefusedBadSignature:
+		return reasonBadSignature
+	}
+	return reasonRefused
+}
 
 // expiryGrace is how long past the handoff's deadline (on the local
 // clock) Wait keeps listening for the server's word before concluding on
@@ -143,8 +178,10 @@ type Handoff struct {
 	nonce, sig []byte
 	// status is the last status seen ("" before any).
 	status string
-	// ended is the error of a handoff that can no longer be redeemed.
-	ended error
+	// ended is the error of a handoff that can no longer be redeemed;
+	// refusal why the server refused it, if it said.
+	ended   error
+	refusal Refusal
 }
 
 // Start starts a QR handoff for username's account at the service client
@@ -368,7 +405,7 @@ func (h *Handoff) current() (Outcome, bool, error) {
 func (h *Handoff) outcomeOfEndLocked() (Outcome, bool, error) {
 	switch {
 	case errors.Is(h.ended, ErrRefused):
-		return Outcome{Status: Refused, Reason: reasonRefused, At: time.Now()}, true, nil
+		return Outcome{Status: Refused, Refusal: h.refusal, Reason: reasonFor(h.refusal), At: time.Now()}, true, nil
 	case errors.Is(h.ended, ErrExpired):
 		return Outcome{Status: Expired, Reason: reasonExpired, At: time.Now()}, true, nil
 	}
@@ -415,6 +452,12 @@ func (h *Handoff) conclude(st api.RecoveryStatus) (Outcome, bool, error) {
 	h.status = st.Status
 	if h.ended == nil {
 		h.ended = fmt.Errorf("recovery: %w", end)
+		if st.Status == "refused" {
+			switch r := Refusal(st.Reason); r {
+			case RefusedWrongNumber, RefusedNotMe, RefusedBadSignature:
+				h.refusal = r
+			}
+		}
 	}
 	h.forgetLocked()
 	return h.outcomeOfEndLocked()

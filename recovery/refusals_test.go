@@ -110,13 +110,16 @@ func TestPhoneStopsTheHandoff(t *testing.T) {
 		stop   func(t *testing.T, h *recovery.Handoff)
 		page   string // what the page then says
 		reason string // the audit log's reason
+		// refusal and desktop are what the desktop is told.
+		refusal recovery.Refusal
+		desktop string
 	}{
 		{"ShouldStopOnAWrongNumber", func(t *testing.T, h *recovery.Handoff) {
 			pick(t, u.phone, wrongNumber(t, u.phone, h.Number()))
-		}, "not the number your computer shows", "wrong_number"},
+		}, "not the number your computer shows", "wrong_number", recovery.RefusedWrongNumber, "pick the number shown here"},
 		{"ShouldStopWhenThePhoneSaysNotMe", func(t *testing.T, h *recovery.Handoff) {
 			u.phone.Click("#deny")
-		}, "Nobody can use this request now", "denied_on_phone"},
+		}, "Nobody can use this request now", "denied_on_phone", recovery.RefusedNotMe, `"This was not me" was tapped`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,8 +132,8 @@ func TestPhoneStopsTheHandoff(t *testing.T) {
 				t.Errorf("the page says %q", msg)
 			}
 			r := result(t, waiting, 5*time.Second)
-			if r.err != nil || r.o.Status != recovery.Refused || !strings.Contains(r.o.Reason, "number") {
-				t.Fatalf("Wait = %+v, %v; want refused, with why", r.o, r.err)
+			if r.err != nil || r.o.Status != recovery.Refused || r.o.Refusal != tt.refusal || !strings.Contains(r.o.Reason, tt.desktop) {
+				t.Fatalf("Wait = %+v, %v; want refused for %s, saying %q", r.o, r.err, tt.refusal, tt.desktop)
 			}
 			if err := r.o.Err(); !errors.Is(err, recovery.ErrRefused) {
 				t.Errorf("Outcome.Err() = %v", err)

@@ -310,7 +310,22 @@ type RecoveryStatus struct {
 	// Nonce (base64url) is set once approved: the desktop signs
 	// RecoveryRedeemMessage(SessionID, nonce) to redeem.
 	Nonce string `json:"nonce,omitempty"`
+	// Reason is set once refused: RefusedWrongNumber, RefusedOnPhone or
+	// RefusedBadSignature.
+	Reason string `json:"reason,omitempty"`
 }
+
+// The reasons a handoff is refused for (RecoveryStatus.Reason).
+const (
+	// RefusedWrongNumber: the phone picked another number than the one
+	// the desktop shows.
+	RefusedWrongNumber = "wrong_number"
+	// RefusedOnPhone: the phone's user tapped "This was not me".
+	RefusedOnPhone = "denied_on_phone"
+	// RefusedBadSignature: a redeem was signed with a key other than the
+	// one the desktop began with.
+	RefusedBadSignature = "bad_desktop_signature"
+)
 
 // RecoveryRedeemRequest redeems an approved handoff.
 type RecoveryRedeemRequest struct {

@@ -387,13 +387,13 @@ func (s *Server) describeRecovery(w http.ResponseWriter, r *http.Request, _ *cal
 
 // refuse ends rs as refused for reason, audited, told to its watchers
 // and its owner.
-func (s *Server) refuse(r *http.Request, rs *storage.RecoverySession, reason string) error {
+func (s *Server) refuse(r *http.Request, rs *storage.RecoverySession, reason storage.RefusalReason) error {
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	err := s.cfg.Store.Tx(context.WithoutCancel(r.Context()), func(tx storage.Tx) error {
-		if err := tx.RefuseRecovery(rs.ID, now); err != nil {
+		if err := tx.RefuseRecovery(rs.ID, now, reason); err != nil {
 			return err
 		}
-		return s.recoveryAudit(tx, r, rs, audit.RoleAnonymous, audit.ActionRecoveryRefused, nil, map[string]string{"reason": reason})
+		return s.recoveryAudit(tx, r, rs, audit.RoleAnonymous, audit.ActionRecoveryRefused, nil, map[string]string{"reason": string(reason)})
 	})
 	if err != nil {
 		return s.recoveryTransitionError(r.Context(), rs.ID, err)
@@ -414,10 +414,11 @@ func (s *Server) refuseRecovery(w http.ResponseWriter, r *http.Request, _ *calle
 	if err != nil {
 		return err
 	}
-	if err := s.refuse(r, rs, "denied_on_phone"); err != nil {
+	if err := s.refuse(r, rs, storage.RefusedOnPhone); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.RecoveryStatus{SessionID: rs.ID, Status: string(storage.RecoveryRefused), ExpiresAt: rs.ExpiresAt})
+	writeJSON(w, http.StatusOK, api.RecoveryStatus{SessionID: rs.ID, Status: string(storage.RecoveryRefused), ExpiresAt: rs.ExpiresAt,
+		Reason: string(storage.RefusedOnPhone)})
 	return nil
 }
 
@@ -437,7 +438,7 @@ func (s *Server) approveRecoveryBegin(w http.ResponseWriter, r *http.Request, _ 
 		return err
 	}
 	if req.Number != rs.Number {
-		if err := s.refuse(r, rs, "wrong_number"); err != nil {
+		if err := s.refuse(r, rs, storage.RefusedWrongNumber); err != nil {
 			return err
 		}
 		return errWrongNumber
@@ -636,8 +637,11 @@ func (s *Server) statusOf(r *http.Request, rs *storage.RecoverySession) api.Reco
 		s.expireRecovery(r, rs)
 	}
 	out := api.RecoveryStatus{SessionID: rs.ID, Status: string(st), ExpiresAt: rs.ExpiresAt}
-	if st == storage.RecoveryApproved {
+	switch st {
+	case storage.RecoveryApproved:
 		out.Nonce = b64(rs.Nonce)
+	case storage.RecoveryRefused:
+		out.Reason = string(rs.RefusalReason)
 	}
 	return out
 }
@@ -683,7 +687,7 @@ func (s *Server) redeemRecovery(w http.ResponseWriter, r *http.Request, _ *calle
 	}
 	digest := sha256.Sum256(api.RecoveryRedeemMessage(rs.ID, rs.Nonce))
 	if !ecdsa.VerifyASN1(pub, digest[:], sig) {
-		if err := s.refuse(r, rs, "bad_desktop_signature"); err != nil {
+		if err := s.refuse(r, rs, storage.RefusedBadSignature); err != nil {
 			return err
 		}
 		return errBadRedeemSignature

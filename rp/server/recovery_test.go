@@ -302,6 +302,9 @@ func TestRecoveryRefusals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if st.Reason != "" {
+				return st.Status + " for " + st.Reason
+			}
 			return st.Status
 		}
 
@@ -317,8 +320,11 @@ func TestRecoveryRefusals(t *testing.T) {
 			}
 			_, r, _ := p.Begin(wrong)
 			wantProblem(t, "wrong number", r, 403, "wrong_number")
-			if ev := nextEvent(t, events, time.Second); ev.Status != "refused" {
-				t.Fatalf("event %+v", ev)
+			if ev := nextEvent(t, events, time.Second); ev.Status != "refused" || ev.Reason != api.RefusedWrongNumber {
+				t.Fatalf("event %+v, want refused for a wrong number", ev)
+			}
+			if s := status(t, d); s != "refused for wrong_number" {
+				t.Errorf("status %s", s)
 			}
 			_, r, _ = p.Begin(d.Start.Number)
 			wantProblem(t, "the right number after a wrong one", r, 409, "recovery_refused")
@@ -336,7 +342,7 @@ func TestRecoveryRefusals(t *testing.T) {
 				api.RecoveryProof{Secret: d.Start.Secret}, nil); err != nil {
 				t.Fatal(err)
 			}
-			if s := status(t, d); s != "refused" {
+			if s := status(t, d); s != "refused for denied_on_phone" {
 				t.Fatalf("status %s", s)
 			}
 		})
@@ -380,6 +386,9 @@ func TestRecoveryRefusals(t *testing.T) {
 			wantProblem(t, "redeem signed by another key", r, 401, "bad_signature")
 			_, r, _ = d.Redeem(st.Nonce)
 			wantProblem(t, "redeem with the right key after a wrong one", r, 409, "recovery_refused")
+			if s := status(t, d); s != "refused for bad_desktop_signature" {
+				t.Errorf("status %s", s)
+			}
 			_, entries := auditExport(t, e)
 			if countActions(entries, audit.ActionRecoveryRefused, "carl", map[string]string{"id": d.Start.SessionID, "reason": "bad_desktop_signature"}) != 1 {
 				t.Error("the bad signature is not audited")

@@ -241,6 +241,26 @@ func (s RecoveryStatus) Terminal() bool {
 	return s == RecoveryRefused || s == RecoveryRedeemed || s == RecoveryExpired
 }
 
+// RefusalReason is why a recovery session was refused.
+type RefusalReason string
+
+// The refusal reasons.
+const (
+	// RefusedWrongNumber: the phone picked a number other than the
+	// desktop's.
+	RefusedWrongNumber RefusalReason = "wrong_number"
+	// RefusedOnPhone: the phone's user said "This was not me".
+	RefusedOnPhone RefusalReason = "denied_on_phone"
+	// RefusedBadSignature: a redeem was signed by another key than the
+	// desktop's that asked.
+	RefusedBadSignature RefusalReason = "bad_desktop_signature"
+)
+
+// Valid reports whether r is one of the refusal reasons.
+func (r RefusalReason) Valid() bool {
+	return r == RefusedWrongNumber || r == RefusedOnPhone || r == RefusedBadSignature
+}
+
 // RecoverySession is a QR handoff: a desktop asking for a recovery
 // grant that the user approves on their phone. Only keyed hashes of its
 // secrets are stored.
@@ -271,6 +291,8 @@ type RecoverySession struct {
 	Status    RecoveryStatus
 	// StatusAt is when Status last changed.
 	StatusAt time.Time
+	// RefusalReason is why a refused session was refused; empty otherwise.
+	RefusalReason RefusalReason
 	// CeremonyID is the approval ceremony begun last, if any.
 	CeremonyID string
 	// CredentialID is the key that approved, and Nonce what the desktop
@@ -475,8 +497,9 @@ type Tx interface {
 	// ceremony was begun since.
 	ApproveRecovery(id, ceremonyID string, credentialID, nonce []byte, now, redeemBy time.Time) error
 	// RefuseRecovery ends a pending or approved, unexpired session as
-	// refused: ErrNotFound, ErrExpired, or ErrConsumed when it had ended.
-	RefuseRecovery(id string, now time.Time) error
+	// refused for reason: ErrNotFound, ErrExpired, or ErrConsumed when it
+	// had ended.
+	RefuseRecovery(id string, now time.Time, reason RefusalReason) error
 	// RedeemRecovery moves an approved, unexpired session to redeemed,
 	// once, and returns it: ErrNotFound, ErrExpired, ErrConsumed when it
 	// had ended, ErrConflict when it is still pending.

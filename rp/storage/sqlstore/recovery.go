@@ -18,17 +18,17 @@ import (
 const recoveryRetention = time.Hour
 
 const recoveryColumns = `id, user_id, username, secret_hash, code_hash, desktop_token_hash, number, candidates,
-	desktop_name, desktop_key, desktop_ip, created_at, expires_at, status, status_at, ceremony_id, credential_id, nonce`
+	desktop_name, desktop_key, desktop_ip, created_at, expires_at, status, status_at, ceremony_id, credential_id, nonce, refusal_reason`
 
 func scanRecovery(sc scanner) (*storage.RecoverySession, error) {
 	var (
 		rs                         storage.RecoverySession
-		candidates, status         string
+		candidates, status, reason string
 		created, expires, statusAt int64
 		ceremony                   sql.NullString
 	)
 	if err := sc.Scan(&rs.ID, &rs.UserID, &rs.Username, &rs.SecretHash, &rs.CodeHash, &rs.DesktopTokenHash, &rs.Number, &candidates,
-		&rs.DesktopName, &rs.DesktopKey, &rs.DesktopIP, &created, &expires, &status, &statusAt, &ceremony, &rs.CredentialID, &rs.Nonce); err != nil {
+		&rs.DesktopName, &rs.DesktopKey, &rs.DesktopIP, &created, &expires, &status, &statusAt, &ceremony, &rs.CredentialID, &rs.Nonce, &reason); err != nil {
 		return nil, notFound(err)
 	}
 	for _, c := range parseList(candidates) {
@@ -40,7 +40,7 @@ func scanRecovery(sc scanner) (*storage.RecoverySession, error) {
 	}
 	rs.UserID, rs.CredentialID, rs.Nonce = orNil(rs.UserID), orNil(rs.CredentialID), orNil(rs.Nonce)
 	rs.CreatedAt, rs.ExpiresAt, rs.StatusAt = fromMicros(created), fromMicros(expires), fromMicros(statusAt)
-	rs.Status, rs.CeremonyID = storage.RecoveryStatus(status), ceremony.String
+	rs.Status, rs.CeremonyID, rs.RefusalReason = storage.RecoveryStatus(status), ceremony.String, storage.RefusalReason(reason)
 	return &rs, nil
 }
 
@@ -63,8 +63,8 @@ func (t *tx) CreateRecoverySession(rs storage.RecoverySession) error {
 		return invalid(op, "a secret's hash is missing")
 	case len(rs.DesktopKey) == 0:
 		return invalid(op, "no desktop key")
-	case rs.Status != storage.RecoveryPending:
-		return invalid(op, "a new session is pending, not %.32q", rs.Status)
+	case rs.Status != storage.RecoveryPending || rs.RefusalReason != "":
+		return invalid(op, "a new session is pending, not %.32q (%.32q)", rs.Status, rs.RefusalReason)
 	case !rs.ExpiresAt.After(rs.CreatedAt):
 		return invalid(op, "expires before it is created")
 	}
@@ -84,12 +84,12 @@ func (t *tx) CreateRecoverySession(rs storage.RecoverySession) error {
 		SELECT CAST($1 AS TEXT), CAST($2 AS {{blob}}), CAST($3 AS TEXT), CAST($4 AS {{blob}}), CAST($5 AS {{blob}}),
 			CAST($6 AS {{blob}}), CAST($7 AS INTEGER), CAST($8 AS TEXT), CAST($9 AS TEXT), CAST($10 AS {{blob}}), CAST($11 AS TEXT),
 			CAST($12 AS BIGINT), CAST($13 AS BIGINT), CAST($14 AS TEXT), CAST($15 AS BIGINT), CAST($16 AS TEXT),
-			CAST($17 AS {{blob}}), CAST($18 AS {{blob}})
+			CAST($17 AS {{blob}}), CAST($18 AS {{blob}}), CAST($19 AS TEXT)
 		WHERE CAST($2 AS {{blob}}) IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = $2)
 		ON CONFLICT DO NOTHING`,
 		rs.ID, orNil(rs.UserID), foldName(rs.Username), rs.SecretHash, rs.CodeHash, rs.DesktopTokenHash, rs.Number,
 		strings.Join(candidates, ","), rs.DesktopName, rs.DesktopKey, rs.DesktopIP, rs.CreatedAt.UnixMicro(), rs.ExpiresAt.UnixMicro(),
-		string(rs.Status), rs.CreatedAt.UnixMicro(), ceremony, orNil(rs.CredentialID), orNil(rs.Nonce))
+		string(rs.Status), rs.CreatedAt.UnixMicro(), ceremony, orNil(rs.CredentialID), orNil(rs.Nonce), "")
 	if err != nil || n > 0 {
 		return err
 	}
@@ -165,11 +165,14 @@ func (t *tx) ApproveRecovery(id, ceremonyID string, credentialID, nonce []byte, 
 }
 
 // RefuseRecovery ends a pending or approved session as refused.
-func (t *tx) RefuseRecovery(id string, now time.Time) error {
+func (t *tx) RefuseRecovery(id string, now time.Time, reason storage.RefusalReason) error {
 	const op = "refuse recovery"
+	if !reason.Valid() {
+		return invalid(op, "unknown refusal reason %.32q", reason)
+	}
 	at := now.UnixMicro()
-	n, err := t.exec(op, `UPDATE recovery_sessions SET status = 'refused', status_at = $2
-		WHERE id = $1 AND status IN ('pending', 'approved') AND expires_at > $2`, id, at)
+	n, err := t.exec(op, `UPDATE recovery_sessions SET status = 'refused', status_at = $2, refusal_reason = $3
+		WHERE id = $1 AND status IN ('pending', 'approved') AND expires_at > $2`, id, at, string(reason))
 	if err != nil || n > 0 {
 		return err
 	}

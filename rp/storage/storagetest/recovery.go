@@ -85,7 +85,10 @@ func testRecoveryDecoy(t *testing.T, s storage.Store) {
 	}
 	// It moves like any other: the server, not the store, refuses to
 	// approve it (it has no user whose key could).
-	wantErr(t, "refuse a decoy", inTx(t, s, func(tx storage.Tx) error { return tx.RefuseRecovery(rs.ID, t0) }), nil)
+	wantErr(t, "refuse a decoy", inTx(t, s, func(tx storage.Tx) error { return tx.RefuseRecovery(rs.ID, t0, storage.RefusedOnPhone) }), nil)
+	if got := readRecovery(t, s, rs.ID); got.Status != storage.RecoveryRefused || got.RefusalReason != storage.RefusedOnPhone {
+		t.Errorf("refused decoy: %s for %q", got.Status, got.RefusalReason)
+	}
 }
 
 func testCreateRecoveryRefusals(t *testing.T, s storage.Store) {
@@ -158,7 +161,7 @@ func testRecoveryLifecycle(t *testing.T, s storage.Store) {
 	wantEqual(t, "redeemed session read back", *readRecovery(t, s, rs.ID), want)
 	_, err := redeem(t, s, rs.ID, later)
 	wantErr(t, "RedeemRecovery again", err, storage.ErrConsumed)
-	wantErr(t, "RefuseRecovery once redeemed", inTx(t, s, func(tx storage.Tx) error { return tx.RefuseRecovery(rs.ID, later) }), storage.ErrConsumed)
+	wantErr(t, "RefuseRecovery once redeemed", inTx(t, s, func(tx storage.Tx) error { return tx.RefuseRecovery(rs.ID, later, storage.RefusedOnPhone) }), storage.ErrConsumed)
 }
 
 func redeem(t *testing.T, s storage.Store, id string, now time.Time) (rs *storage.RecoverySession, err error) {
@@ -180,7 +183,7 @@ func testRecoveryTransitionRefusals(t *testing.T, s storage.Store) {
 		return rs
 	}
 	pending, refused, approved, expired := begin("pending"), begin("refused"), begin("approved"), begin("expired")
-	mustTx(t, s, func(tx storage.Tx) error { return tx.RefuseRecovery(refused.ID, t0) })
+	mustTx(t, s, func(tx storage.Tx) error { return tx.RefuseRecovery(refused.ID, t0, storage.RefusedWrongNumber) })
 	if err := approve(t, s, approved.ID, "c-approved", t0); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +206,8 @@ func testRecoveryTransitionRefusals(t *testing.T, s storage.Store) {
 		{"ShouldRefuseApprovingAtTheExpiry", func(tx storage.Tx) error {
 			return tx.ApproveRecovery(expired.ID, "c-expired", []byte("c"), []byte("n"), late, late.Add(time.Minute))
 		}, storage.ErrExpired},
-		{"ShouldRefuseRefusingAtTheExpiry", func(tx storage.Tx) error { return tx.RefuseRecovery(expired.ID, late) }, storage.ErrExpired},
+		{"ShouldRefuseRefusingAtTheExpiry", func(tx storage.Tx) error { return tx.RefuseRecovery(expired.ID, late, storage.RefusedOnPhone) }, storage.ErrExpired},
+		{"ShouldRefuseRefusingTwice", func(tx storage.Tx) error { return tx.RefuseRecovery(refused.ID, t0, storage.RefusedOnPhone) }, storage.ErrConsumed},
 		{"ShouldRefuseRedeemingAfterTheRedeemWindow", func(tx storage.Tx) error {
 			_, err := tx.RedeemRecovery(approved.ID, t0.Add(time.Minute))
 			return err
@@ -212,6 +216,9 @@ func testRecoveryTransitionRefusals(t *testing.T, s storage.Store) {
 	} {
 		t.Run(tt.name, func(t *testing.T) { wantErr(t, tt.name, inTx(t, s, tt.do), tt.want) })
 	}
+	if err := inTx(t, s, func(tx storage.Tx) error { return tx.RefuseRecovery(pending.ID, t0, "bored") }); err == nil {
+		t.Error("RefuseRecovery for an unknown reason: no error")
+	}
 	// The refusals changed nothing.
 	for id, want := range map[string]storage.RecoveryStatus{
 		pending.ID: storage.RecoveryPending, refused.ID: storage.RecoveryRefused,
@@ -219,6 +226,13 @@ func testRecoveryTransitionRefusals(t *testing.T, s storage.Store) {
 	} {
 		if got := readRecovery(t, s, id).Status; got != want {
 			t.Errorf("%s: status %s, want %s", id, got, want)
+		}
+	}
+	for id, want := range map[string]storage.RefusalReason{
+		pending.ID: "", refused.ID: storage.RefusedWrongNumber, approved.ID: "", expired.ID: "",
+	} {
+		if got := readRecovery(t, s, id).RefusalReason; got != want {
+			t.Errorf("%s: refusal reason %q, want %q", id, got, want)
 		}
 	}
 }
