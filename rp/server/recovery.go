@@ -717,8 +717,13 @@ func (s *Server) redeemRecovery(w http.ResponseWriter, r *http.Request, _ *calle
 			map[string]string{"expires": sess.ExpiresAt.Format(time.RFC3339)})
 	})
 	if transition != nil {
-		// A racing redeem won: this one is a replay.
-		s.auditRecovery(r, rs, audit.ActionRecoveryFailed, map[string]string{"reason": "redeem_replayed"})
+		// A racing redeem won (a replay), or the redeem window closed
+		// since the status was read.
+		reason := "redeem_replayed"
+		if errors.Is(transition, storage.ErrExpired) {
+			reason = "redeem_after_expiry"
+		}
+		s.auditRecovery(r, rs, audit.ActionRecoveryFailed, map[string]string{"reason": reason})
 		return s.recoveryTransitionError(r.Context(), rs.ID, transition)
 	}
 	if err != nil {
