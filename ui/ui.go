@@ -1,0 +1,107 @@
+// Package ui is Keydesk's desktop window: Fyne screens only. Every device
+// operation and every call to a service runs off the UI goroutine, through
+// the platform, enroll and recovery packages; the screens keep their state
+// in small models that only the UI goroutine touches, and show what the
+// background work reports.
+package ui
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+
+	"github.com/keydesk/keydesk/platform"
+)
+
+// Deps is what the screens work with.
+type Deps struct {
+	// Keys finds and opens security keys (libfido2, and the virtual key
+	// when none is plugged in: inprocess.WithFallback).
+	Keys platform.Enumerator
+	// WatchInterval is how often the key list is refreshed, so that it
+	// follows plugs and unplugs; 500 ms when zero.
+	WatchInterval time.Duration
+	// TouchVirtual, if set, plays the touch of the virtual key: the touch
+	// prompt offers it as a button while the virtual key waits.
+	TouchVirtual func()
+	// Versions are the components named in Settings > About, in order
+	// (Keydesk, libfido2, Go...).
+	Versions []Version
+	// Do runs f on the UI goroutine; nil means fyne.Do. Tests serialize
+	// with their own.
+	Do func(f func())
+}
+
+// Version is one line of Settings > About.
+type Version struct{ Name, Version string }
+
+// Shell is the Keydesk window: its screens, and the work they run.
+type Shell struct {
+	app  fyne.App
+	win  fyne.Window
+	deps Deps
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	touch    *touchPrompt
+	keys     *keysScreen
+	settings *settingsScreen
+	tabs     *container.AppTabs
+}
+
+// New builds the window on app. Start begins watching for keys.
+func New(app fyne.App, d Deps) *Shell {
+	if d.WatchInterval <= 0 {
+		d.WatchInterval = 500 * time.Millisecond
+	}
+	if d.Do == nil {
+		d.Do = fyne.Do
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Shell{app: app, deps: d, ctx: ctx, cancel: cancel}
+	s.win = app.NewWindow("Keydesk")
+	s.touch = newTouchPrompt(s)
+	s.keys = newKeysScreen(s)
+	s.settings = newSettingsScreen(s)
+	s.tabs = container.NewAppTabs(
+		container.NewTabItem("Keys", s.keys.content),
+		container.NewTabItem("Settings", s.settings.content),
+	)
+	s.win.SetContent(s.tabs)
+	s.win.Resize(fyne.NewSize(720, 520))
+	s.win.SetOnClosed(s.Close)
+	return s
+}
+
+// Window is the main window.
+func (s *Shell) Window() fyne.Window { return s.win }
+
+// Start begins the background work: watching for keys.
+func (s *Shell) Start() {
+	s.keys.watch()
+}
+
+// Close stops the background work and waits for it; operations in
+// progress are cancelled (a key waiting for a touch stops waiting).
+func (s *Shell) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// do runs f on the UI goroutine.
+func (s *Shell) do(f func()) { s.deps.Do(f) }
+
+// goBackground runs f off the UI goroutine, with a context that ends when
+// the window closes.
+func (s *Shell) goBackground(f func(ctx context.Context)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f(s.ctx)
+	}()
+}
