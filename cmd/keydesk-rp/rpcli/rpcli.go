@@ -6,8 +6,6 @@ package rpcli
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/local"
 	"github.com/keydesk/keydesk/rp/mds"
 	"github.com/keydesk/keydesk/rp/metrics"
 	"github.com/keydesk/keydesk/rp/server"
@@ -118,39 +117,28 @@ func (c *common) register(f *flag.FlagSet) {
 	f.Var(&c.origins, "origin", "allowed origin (repeatable)")
 }
 
-// DataDir is where the embedded default keeps its database and secret.
-func DataDir() (string, error) {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "keydesk"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(home, ".local", "share", "keydesk"), nil
-}
-
 // open opens the store and reads the secret, with the embedded defaults
 // for what is not given.
 func (c *common) open(ctx context.Context, listen string) (storage.Store, server.Config, error) {
 	if c.db == "" {
-		dir, err := DataDir()
+		// The desktop app's embedded RP (rp/local) uses the same files.
+		dir, err := local.DataDir()
 		if err != nil {
 			return nil, server.Config{}, err
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, server.Config{}, err
 		}
-		c.db = "sqlite:" + filepath.Join(dir, "rp.db")
+		c.db = "sqlite:" + filepath.Join(dir, local.DBFile)
 	}
 	if c.secretFile == "" {
 		path, ok := strings.CutPrefix(c.db, "sqlite:")
 		if !ok {
 			return nil, server.Config{}, errors.New("--secret-file is required with PostgreSQL: every instance needs the same secret")
 		}
-		c.secretFile = filepath.Join(filepath.Dir(path), "rp.secret")
+		c.secretFile = filepath.Join(filepath.Dir(path), local.SecretFile)
 	}
-	secret, err := loadSecret(c.secretFile)
+	secret, err := local.LoadSecret(c.secretFile)
 	if err != nil {
 		return nil, server.Config{}, err
 	}
@@ -163,33 +151,6 @@ func (c *common) open(ctx context.Context, listen string) (storage.Store, server
 		return nil, server.Config{}, err
 	}
 	return st, server.Config{RPID: c.rpID, Origins: c.origins, Store: st, Secret: secret}, nil
-}
-
-// loadSecret reads the secret file, creating it (0600, 32 random bytes as
-// hex) when missing.
-func loadSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		s := make([]byte, 32)
-		rand.Read(s)
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("create the secret file: %w", err)
-		}
-		if _, err := f.WriteString(hex.EncodeToString(s) + "\n"); err != nil {
-			f.Close()
-			return nil, err
-		}
-		return s, f.Close()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the secret file: %w", err)
-	}
-	s, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(s) < 32 {
-		return nil, fmt.Errorf("secret file %s: want at least 32 bytes as hex", path)
-	}
-	return s, nil
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
