@@ -1,6 +1,6 @@
 // Command keydesk manages FIDO2 security keys and the accounts they
-// protect. See cli.Usage (or `keydesk help`) for the commands and the
-// exit codes.
+// protect. With no command it opens the desktop app (package ui); see
+// cli.Usage (or `keydesk help`) for the commands and the exit codes.
 package main
 
 import (
@@ -14,6 +14,14 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 1 {
+		// No command: the desktop app.
+		if err := runGUI(); err != nil {
+			fmt.Fprintln(os.Stderr, "keydesk:", err)
+			os.Exit(cli.ExitOther)
+		}
+		return
+	}
 	ctx, stop := context.Background(), func() {}
 	if cli.MayWait(os.Args[1:]) {
 		// Ctrl-C cancels the wait (CTAPHID_CANCEL) and puts the

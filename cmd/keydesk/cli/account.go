@@ -25,6 +25,11 @@ type account struct {
 	prof   profile.Profile
 	tokens profile.TokenStore
 	svc    *enroll.Service
+	// cfg is what svc was made with, and api its client: recover starts
+	// a recovery session of its own from them (recovery.Recover), and
+	// recovery-codes calls the service directly.
+	cfg    enroll.Config
+	api    *rpclient.Client
 	stderr func(format string, args ...any)
 }
 
@@ -60,7 +65,7 @@ func (e *env) openAccount(ctx context.Context, name string, pinStdin bool, user 
 		fmt.Fprintln(e.stderr, warning)
 	}
 	prompt, closePrompt := e.pinPrompt(ctx, pinStdin)
-	svc, err := enroll.New(enroll.Config{
+	cfg := enroll.Config{
 		Profile: p.Name, Origin: origin, RPID: p.RPID, API: client, Tokens: tokens,
 		UI: enroll.UI{
 			Event: func(ev enroll.Event) {
@@ -75,12 +80,13 @@ func (e *env) openAccount(ctx context.Context, name string, pinStdin bool, user 
 				return e.chooseAccount(as, user)
 			},
 		},
-	})
+	}
+	svc, err := enroll.New(cfg)
 	if err != nil {
 		closePrompt()
 		return nil, nil, err
 	}
-	a := &account{prof: p, tokens: tokens, svc: svc,
+	a := &account{prof: p, tokens: tokens, svc: svc, cfg: cfg, api: client,
 		stderr: func(format string, args ...any) { fmt.Fprintf(e.stderr, format, args...) }}
 	return a, closePrompt, nil
 }

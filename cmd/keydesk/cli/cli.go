@@ -37,10 +37,12 @@ const (
 )
 
 // Usage is the command's help text.
-const Usage = `usage: keydesk <command> [flags] [arguments]
+const Usage = `usage: keydesk                                 open the desktop app
+       keydesk <command> [flags] [arguments]
 
 commands:
-  devices [--json]                       list connected security keys (the default command)
+  devices [--json]                       list connected security keys (the default
+                                         when only flags are given)
   info [--device D] [--json]             show everything a key reports about itself
   pin set [--device D] [--pin-stdin]     set the key's first PIN
   pin change [--device D] [--pin-stdin]  change the key's PIN
@@ -107,20 +109,46 @@ account commands (at the relying party of a profile; see below):
                                          revoke a lost key (reason: lost); if the
                                          session is older than the service allows,
                                          sign in again first with another key
+  recover --user NAME --name NICKNAME [--profile P] [--device D] [--pin-stdin]
+          [--lost ID,...|none] [--reason R] [--invert-qr]
+                                         locked out: recover the account with your
+                                         phone (scan the QR code it prints, pick
+                                         the number shown), enroll the key --device
+                                         names as a replacement, and revoke the
+                                         lost keys (asked on the terminal without
+                                         --lost); no sign-in needed
+  recover --code [--code-stdin] --user NAME --name NICKNAME ...
+                                         the same with one of your recovery codes
+  recover --grant [--grant-stdin] --user NAME --name NICKNAME ...
+                                         the same with a recovery code from the
+                                         helpdesk
+  recovery-codes [--profile P] [--json]  how many of your recovery codes are left
+  recovery-codes generate [--profile P] [--out FILE] [--yes] [--device D]
+                          [--pin-stdin]  make a new set of ten (it replaces the
+                                         old one: without --yes, type 'yes' to
+                                         confirm); printed once, or written to a
+                                         new FILE only you may read
   help                                   show this text
 
 flags:
   --device D    a device path, or an index into the order of "keydesk devices";
                 default: the only key, or, with several, the one you touch
   --json        print JSON (the schemas are in cmd/keydesk/cli/README.md)
-  --yes         reset without asking for confirmation
+  --yes         reset, or replace unused recovery codes, without asking for
+                confirmation
   --pin-stdin   read PINs from standard input, one a line, instead of from the
                 terminal without echo; PINs are never taken from the command line
   --profile P   the profile (relying party) of an account command; default:
                 the current one (keydesk profiles use)
   --code        login: ask for the enrollment code on the terminal, without echo
   --code-stdin  login: read the enrollment code from a line of standard input
-                (implies --code); codes are never taken from the command line
+                (implies --code); recover: likewise the recovery code; codes
+                are never taken from the command line
+  --grant-stdin recover: read the helpdesk's recovery code from a line of
+                standard input (implies --grant)
+  --lost L      recover: the lost keys to revoke, their IDs (keydesk keys list)
+                comma-separated, or none; required when standard input is not
+                a terminal or carries a PIN or code
 
 exit codes:
   0  success
@@ -131,7 +159,8 @@ exit codes:
   3  no security key found
   4  wrong PIN or another PIN problem (blocked, too short, not set, required,
      the two new PINs differ)
-  5  cancelled, timed out, or refused on the key
+  5  cancelled, timed out, or refused on the key (also: a recovery request
+     nobody approved in time)
   6  not signed in, the session ended, or a session from an enrollment code
      used for more than enrolling: sign in with keydesk login
   7  the service could not be reached (network); trying again may help
@@ -284,6 +313,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.logout(ctx, rest)
 	case "keys":
 		err = e.keys(ctx, rest)
+	case "recover":
+		err = e.recover(ctx, rest)
+	case "recovery-codes":
+		err = e.recoveryCodes(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, Usage)
 		return nil
