@@ -3,6 +3,8 @@ package recovery_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"image/png"
 	"strings"
@@ -244,6 +246,35 @@ func TestRecoveryEndToEnd(t *testing.T) {
 	}
 	if proofs != 3 {
 		t.Errorf("the secret went in %d proofs, want 3 (describe, approve/begin, approve/finish)", proofs)
+	}
+	// The phone's authenticator verified its user: the assertion the page
+	// sent has the UV flag (authenticator data, byte 32, bit 2).
+	finishes := 0
+	for _, r := range phone.Requests() {
+		if !strings.HasSuffix(r.URL, "/approve/finish") {
+			continue
+		}
+		finishes++
+		var fin struct {
+			Credential struct {
+				Response struct {
+					AuthenticatorData string `json:"authenticatorData"`
+				} `json:"response"`
+			} `json:"credential"`
+		}
+		if err := json.Unmarshal(r.Body, &fin); err != nil {
+			t.Fatalf("the approval's body: %v", err)
+		}
+		ad, err := base64.RawURLEncoding.DecodeString(fin.Credential.Response.AuthenticatorData)
+		if err != nil || len(ad) < 37 {
+			t.Fatalf("the approval's authenticator data %q: %v", fin.Credential.Response.AuthenticatorData, err)
+		}
+		if flags := ad[32]; flags&0x04 == 0 {
+			t.Errorf("the approval's assertion has flags %#02x: the user was not verified", flags)
+		}
+	}
+	if finishes != 1 {
+		t.Errorf("%d approvals sent, want 1", finishes)
 	}
 	sawFragment := false
 	for _, r := range phone.Requests() {

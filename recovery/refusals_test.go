@@ -7,8 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +24,7 @@ import (
 	"github.com/keydesk/keydesk/recovery/phonetest"
 	"github.com/keydesk/keydesk/rp/api"
 	"github.com/keydesk/keydesk/rp/audit"
+	"github.com/keydesk/keydesk/rp/rptest"
 	"github.com/keydesk/keydesk/rp/server"
 )
 
@@ -228,6 +234,9 @@ func TestExpiryOnBothSides(t *testing.T) {
 	if countAudit(entries, audit.ActionRecoveryExpired, "root", map[string]string{"id": h.SessionID()}) != 1 {
 		t.Error("the expiry is not in the audit log")
 	}
+	if n := e.notes.WaitFor(t, "root", server.NotifyRecoveryExpired); n.DesktopName != "build-laptop-7" {
+		t.Errorf("expiry notification %+v", n)
+	}
 }
 
 // TestPageOnAnotherOriginFailsClosed: the link opened at another address
@@ -268,6 +277,96 @@ func TestPageOnAnotherOriginFailsClosed(t *testing.T) {
 		t.Fatalf("Wait = %+v, %v", r.o, r.err)
 	}
 	u.phone.CheckNoErrors()
+}
+
+// TestPageTheBrowserRefusesFailsClosed: the page's own check of the RP ID
+// (onRPID) passes and the browser still refuses the passkey with a
+// SecurityError. A proxy in front of the RP answers approve/begin with the
+// page's host, an IP address, as the RP ID: the page's check accepts it
+// (the page is at that host), the browser does not (WebAuthn takes no IP
+// address). approve() tells it as the wrong address and stops, rather
+// than offering to retry; the passkey does not sign, nothing is approved,
+// and the real link still works.
+func TestPageTheBrowserRefusesFailsClosed(t *testing.T) {
+	rewritten := 0
+	var mu sync.Mutex
+	rewrite := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, _ := net.SplitHostPort(r.Host)
+			if host != "127.0.0.1" || !strings.HasSuffix(r.URL.Path, "/approve/begin") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var begin map[string]any
+			if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &begin) != nil {
+				t.Errorf("approve/begin answered %d %s", rec.Code, rec.Body)
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			pk, _ := begin["publicKey"].(map[string]any)
+			if pk == nil || pk["rpId"] != "localhost" {
+				t.Errorf("approve/begin's options %s", rec.Body)
+			} else {
+				pk["rpId"] = host
+				mu.Lock()
+				rewritten++
+				mu.Unlock()
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(begin)
+		})
+	}
+	e := &env{logs: &syncBuffer{}, notes: &rptest.Notes{}}
+	e.srv = rptest.StartServer(t, rptest.ServerOptions{RPID: "localhost", LocalOrigin: true, Wrap: rewrite})
+	e.origin = e.srv.Config.Origins[0]
+	u := newPhoneUser(t, e)
+	h := e.start(t, "build-laptop-7")
+	elsewhere := strings.Replace(h.URL(), "//localhost:", "//127.0.0.1:", 1)
+	if elsewhere == h.URL() {
+		t.Fatalf("no localhost in %s", h.URL())
+	}
+	count := u.phone.Credentials()[0].SignCount
+
+	u.phone.Navigate(elsewhere)
+	u.phone.WaitVisible("#describe")
+	// Record how the browser answers the page's passkey request.
+	u.phone.Eval(`(() => {
+		const get = navigator.credentials.get.bind(navigator.credentials);
+		navigator.credentials.get = (options) => get(options).catch((err) => {
+			globalThis.__refused = err.name;
+			throw err;
+		});
+		return true;
+	})()`, nil)
+	pick(t, u.phone, h.Number())
+	msg := stopped(t, u.phone)
+	var refused string
+	u.phone.Eval(`globalThis.__refused || ""`, &refused)
+	mu.Lock()
+	n := rewritten
+	mu.Unlock()
+	if n != 1 || refused != "SecurityError" {
+		t.Fatalf("%d options rewritten, the browser answered %q: the test did not reach the browser's SecurityError", n, refused)
+	}
+	if !strings.Contains(msg, "not at your account's own address") || !strings.Contains(msg, "Nothing was approved") {
+		t.Errorf("after the browser's SecurityError the page says %q", msg)
+	}
+	if c := u.phone.Credentials()[0].SignCount; c != count {
+		t.Errorf("the passkey signed (count %d, then %d)", count, c)
+	}
+	st, err := e.client(t).RecoveryStatus(context.Background(), h.SessionID(), h.DesktopToken(), "", 0)
+	if err != nil || st.Status != "pending" {
+		t.Fatalf("status after the SecurityError: %+v, %v; want pending", st, err)
+	}
+	checkPage(t, u.phone)
+
+	waiting := waitAsync(h, time.Minute)
+	approve(t, u.phone, h)
+	if r := result(t, waiting, 5*time.Second); r.err != nil || r.o.Status != recovery.Approved {
+		t.Fatalf("Wait = %+v, %v", r.o, r.err)
+	}
 }
 
 // TestAnotherDesktopCannotRedeem: an approval belongs to the desktop that

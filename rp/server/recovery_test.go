@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -350,9 +351,17 @@ func TestRecoveryRefusals(t *testing.T) {
 			d := e.start("carl")
 			events, _ := d.Events(t.Context())
 			nextEvent(t, events, time.Second)
+			for _, n := range e.notes.List() {
+				if n.Kind == server.NotifyRecoveryExpired {
+					t.Fatalf("an expiry notification before the expiry: %+v", n)
+				}
+			}
 			e.clock.Advance(3*time.Minute + time.Second)
 			if ev := nextEvent(t, events, time.Second); ev.Status != "expired" {
 				t.Fatalf("event %+v", ev)
+			}
+			if n := e.notes.WaitFor(t, "carl", server.NotifyRecoveryExpired); n.DesktopName != "carl-laptop" {
+				t.Errorf("expiry notification %+v", n)
 			}
 			_, r, _ := d.PhoneFor(e.client()).Describe()
 			wantProblem(t, "describe after expiry", r, 410, "recovery_expired")
@@ -369,6 +378,39 @@ func TestRecoveryRefusals(t *testing.T) {
 			_, r, _ := d.PhoneFor(e.client()).Begin(d.Start.Number)
 			wantProblem(t, "second approval", r, 409, "recovery_approved")
 		})
+		t.Run("ShouldRefuseAReplayedFinishAndChangeNothing", func(t *testing.T) {
+			d := e.start("carl")
+			p := d.PhoneFor(e.client())
+			b, _, err := p.Begin(d.Start.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cred, err := phone.Get(b.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			finish := mustJSON(api.RecoveryApproveFinishRequest{RecoveryProof: p.Proof, CeremonyID: b.CeremonyID, Credential: cred})
+			path := "/v1/recovery/sessions/" + d.Start.SessionID + "/approve/finish"
+			if r, err := p.Client.Raw("POST", path, finish); err != nil || r.Status != 200 {
+				t.Fatalf("finish: %+v %v", r, err)
+			}
+			before, _, err := d.Status("", 0)
+			if err != nil || before.Status != "approved" || before.Nonce == "" {
+				t.Fatalf("status %+v %v", before, err)
+			}
+			r, _ := p.Client.Raw("POST", path, finish)
+			wantProblem(t, "the same finish again", r, 409, "recovery_approved")
+			if after, _, err := d.Status("", 0); err != nil || after != before {
+				t.Fatalf("status after a replayed finish %+v %v, was %+v", after, err, before)
+			}
+			_, entries := auditExport(t, e)
+			if n := countActions(entries, audit.ActionRecoveryApproved, "carl", map[string]string{"id": d.Start.SessionID}); n != 1 {
+				t.Errorf("%d approvals audited, want 1", n)
+			}
+			if _, _, err := d.Redeem(before.Nonce); err != nil {
+				t.Fatalf("redeem after a replayed finish: %v", err)
+			}
+		})
 		t.Run("ShouldRefuseAReplayedRedeem", func(t *testing.T) {
 			d, st := approved(t)
 			sig, _ := d.Sign(d.Key, st.Nonce)
@@ -377,6 +419,10 @@ func TestRecoveryRefusals(t *testing.T) {
 			}
 			_, r, _ := d.RedeemSigned(sig)
 			wantProblem(t, "replayed redeem", r, 409, "recovery_used")
+			_, entries := auditExport(t, e)
+			if n := countActions(entries, audit.ActionRecoveryFailed, "carl", map[string]string{"id": d.Start.SessionID, "reason": "redeem_replayed"}); n != 1 {
+				t.Errorf("the replay is audited %d times as redeem_replayed, want once", n)
+			}
 		})
 		t.Run("ShouldStopTheSessionOnARedeemSignedByAnotherKey", func(t *testing.T) {
 			d, st := approved(t)
@@ -435,6 +481,12 @@ func TestRecoveryRefusals(t *testing.T) {
 			p.Proof = api.RecoveryProof{Secret: d.Start.Secret, Code: d.Start.TypedCode}
 			_, r, _ = p.Describe()
 			wantProblem(t, "secret and code at once", r, 401, "bad_recovery_secret")
+			_, entries := auditExport(t, e)
+			for reason, want := range map[string]int{"wrong_secret": 2, "wrong_typed_value": 2} {
+				if n := countActions(entries, audit.ActionRecoveryFailed, "carl", map[string]string{"id": d.Start.SessionID, "reason": reason}); n != want {
+					t.Errorf("%d wrong proofs audited as %s, want %d", n, reason, want)
+				}
+			}
 			if _, err := d.PhoneFor(e.client()).Approve(phone, d.Start.Number); err != nil {
 				t.Fatalf("the right secret after wrong ones: %v", err)
 			}
@@ -495,11 +547,18 @@ func TestRecoveryRefusals(t *testing.T) {
 		t.Run("ShouldRefuseAnotherUsersKeyAndLiveOn", func(t *testing.T) {
 			d := e.start("carl")
 			p := d.PhoneFor(e.client())
-			r, _ := p.Approve(strangerPhone, d.Start.Number)
+			b, _, err := p.Begin(d.Start.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, _ := p.Finish(strangerPhone, b)
 			wantProblem(t, "another user's passkey", r, 401, "approval_failed")
 			if s := status(t, d); s != "pending" {
 				t.Fatalf("status %s", s)
 			}
+			// The failed assertion used up its ceremony.
+			r, _ = p.Finish(phone, b)
+			wantProblem(t, "the user's own passkey on the failed ceremony", r, 409, "ceremony_used")
 			if _, err := p.Approve(phone, d.Start.Number); err != nil {
 				t.Fatalf("then the user's own: %v", err)
 			}
@@ -640,6 +699,19 @@ func TestRecoveryDecoy(t *testing.T) {
 				if err != nil {
 					t.Fatalf("begin on a decoy: %v", err)
 				}
+				// No credentials listed, user verification required: as for
+				// a real account (ShouldRequireUserVerification).
+				var opts struct {
+					UserVerification string `json:"userVerification"`
+					AllowCredentials []any  `json:"allowCredentials"`
+				}
+				if err := json.Unmarshal(b.PublicKey, &opts); err != nil || opts.UserVerification != "required" || len(opts.AllowCredentials) != 0 {
+					t.Fatalf("a decoy's request options %s", b.PublicKey)
+				}
+				rb, _, err := real.PhoneFor(e.client()).Begin(real.Start.Number)
+				if err != nil || shape(t, rb.PublicKey) != shape(t, b.PublicKey) {
+					t.Fatalf("begin answers differ:\n%s\n%s (%v)", rb.PublicKey, b.PublicKey, err)
+				}
 				for _, k := range []*rptest.Key{attacker, phone} {
 					r, _ := p.Finish(k, b)
 					wantProblem(t, "approving a decoy", r, 401, "approval_failed")
@@ -653,6 +725,13 @@ func TestRecoveryDecoy(t *testing.T) {
 				_, entries := auditExport(t, e)
 				if countActions(entries, audit.ActionRecoveryRequested, name, map[string]string{"id": decoy.Start.SessionID}) != 1 {
 					t.Error("the decoy's request is not audited")
+				}
+				// The real account's owner is told; nobody is, for a decoy.
+				e.notes.WaitFor(t, "dana", server.NotifyRecoveryRequested)
+				for _, n := range e.notes.List() {
+					if n.User == name {
+						t.Errorf("a notification for a decoy: %+v", n)
+					}
 				}
 			})
 		}
@@ -694,15 +773,43 @@ func mustJSON(v any) []byte {
 	return b
 }
 
+// forwardedFor is a proxy's transport: every request says it is from
+// addr (X-Forwarded-For), which a server that trusts the loopback proxy
+// takes as the client's address.
+type forwardedFor struct{ addr string }
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", f.addr)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// retryAfter posts body to url and returns the answer's status and
+// Retry-After header.
+func retryAfter(t *testing.T, url string, body []byte) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
 // TestRecoveryRateLimits: starting handoffs is limited per name and per
 // address, answering them per account and per address, in the
-// database, with Retry-After.
+// database, with Retry-After. The mechanism is tested with small bursts
+// and two client addresses (the server trusts the loopback as a proxy,
+// so X-Forwarded-For names the client); the defaults on their own.
 func TestRecoveryRateLimits(t *testing.T) {
 	e := newEnv(t, backends[0].dsn)
 	e.recoveryUser("fred")
 	cfg := e.cfg
 	cfg.RecoveryRate, cfg.RecoveryBurst = 1.0/30, 2
 	cfg.AccountRate, cfg.AccountBurst = 1.0/6, 3
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -710,6 +817,9 @@ func TestRecoveryRateLimits(t *testing.T) {
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	c := &rptest.Client{BaseURL: ts.URL}
+	from := func(addr string) *rptest.Client {
+		return &rptest.Client{BaseURL: ts.URL, HTTP: &http.Client{Transport: forwardedFor{addr}}}
+	}
 	start := func(name string) *rptest.Response {
 		_, r, _ := c.StartRecovery(name, "laptop")
 		return r
@@ -753,6 +863,100 @@ func TestRecoveryRateLimits(t *testing.T) {
 			t.Fatalf("fourth guess: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 	})
+	t.Run("ShouldLimitStartsPerNameFromAnyAddress", func(t *testing.T) {
+		e.clock.Advance(time.Hour)
+		a, b := from("198.51.100.7"), from("203.0.113.9")
+		for i := range 2 {
+			if _, r, err := a.StartRecovery("fred", "laptop"); err != nil {
+				t.Fatalf("start %d from one address: %d %+v", i, r.Status, r.Problem)
+			}
+		}
+		_, r, _ := b.StartRecovery("fred", "laptop")
+		wantProblem(t, "a third start for the name from another address", r, 429, "rate_limited")
+		d, r, err := b.StartRecovery("gina", "laptop")
+		if err != nil {
+			t.Fatalf("another name from the other address: %d %+v", r.Status, r.Problem)
+		}
+		if desc, _, err := d.PhoneFor(c).Describe(); err != nil || desc.DesktopIP != "203.0.113.9" {
+			t.Fatalf("the server did not take the forwarded address: %+v %v", desc, err)
+		}
+		_, r, _ = a.StartRecovery("hank", "laptop")
+		wantProblem(t, "another name from the first address", r, 429, "rate_limited")
+	})
+	t.Run("ShouldLimitAnswersPerAccountFromAnyAddressAndInstance", func(t *testing.T) {
+		e.clock.Advance(time.Hour)
+		fred, _, err := c.StartRecovery("fred", "laptop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gina, _, err := c.StartRecovery("gina", "laptop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := from("198.51.100.7"), from("203.0.113.9")
+		guesser := fred.PhoneFor(a)
+		guesser.Proof = api.RecoveryProof{Code: "0000-0000"}
+		for range 3 {
+			_, r, _ := guesser.Describe()
+			wantProblem(t, "guess", r, 401, "bad_recovery_secret")
+		}
+		_, r, _ := fred.PhoneFor(b).Describe()
+		wantProblem(t, "the right secret for the account from another address", r, 429, "rate_limited")
+		other := httptest.NewServer(newServer(t, cfg).Handler())
+		defer other.Close()
+		_, r, _ = fred.PhoneFor(&rptest.Client{BaseURL: other.URL}).Describe()
+		wantProblem(t, "the right secret for the account at another instance", r, 429, "rate_limited")
+		if _, r, err := gina.PhoneFor(b).Describe(); err != nil {
+			t.Fatalf("another account from the other address: %d %+v", r.Status, r.Problem)
+		}
+		_, r, _ = gina.PhoneFor(a).Describe()
+		wantProblem(t, "another account from the guessing address", r, 429, "rate_limited")
+	})
+	t.Run("ShouldHoldTheDefaults", func(t *testing.T) {
+		cfg := e.cfg
+		cfg.RecoveryRate, cfg.RecoveryBurst, cfg.AccountRate, cfg.AccountBurst = 0, 0, 0, 0
+		ts := httptest.NewServer(newServer(t, cfg).Handler())
+		defer ts.Close()
+		e.clock.Advance(time.Hour)
+		c := &rptest.Client{BaseURL: ts.URL}
+		var d *rptest.Desktop
+		for i := range 5 {
+			var (
+				r   *rptest.Response
+				err error
+			)
+			if d, r, err = c.StartRecovery("fred", "laptop"); err != nil {
+				t.Fatalf("start %d: %d %+v", i, r.Status, r.Problem)
+			}
+		}
+		pub, err := rptest.DesktopPublicKey(d.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := mustJSON(api.RecoveryStartRequest{Username: "fred", DesktopName: "laptop", DesktopPublicKey: pub})
+		if status, after := retryAfter(t, ts.URL+"/v1/recovery/sessions", start); status != 429 || after != "30" {
+			t.Fatalf("sixth start: %d, Retry-After %q; want 429 after 30 s", status, after)
+		}
+		p := d.PhoneFor(c)
+		p.Proof = api.RecoveryProof{Code: "0000-0000"}
+		for range 10 {
+			_, r, _ := p.Describe()
+			wantProblem(t, "guess", r, 401, "bad_recovery_secret")
+		}
+		if status, after := retryAfter(t, ts.URL+"/v1/recovery/sessions/"+d.Start.SessionID+"/describe", mustJSON(p.Proof)); status != 429 || after != "6" {
+			t.Fatalf("eleventh guess: %d, Retry-After %q; want 429 after 6 s", status, after)
+		}
+	})
+}
+
+// newServer is a server instance with cfg.
+func newServer(t *testing.T, cfg server.Config) *server.Server {
+	t.Helper()
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestRecoveryCodes: ten distinct one-time codes, shown once and stored
@@ -835,6 +1039,9 @@ func TestRecoveryCodes(t *testing.T) {
 			c.Token = sess.Token
 			return r, c
 		}
+		// ran are the subtests that ran to their end: the audit check at
+		// the end counts their steps (a -run pattern may select others).
+		ran := map[string]bool{}
 		t.Run("ShouldRedeemACodeOnceForARecoverySession", func(t *testing.T) {
 			typed := strings.ToLower(strings.ReplaceAll(codes.Codes[0], "-", " "))
 			r, rec := redeem("Hal", typed)
@@ -854,6 +1061,7 @@ func TestRecoveryCodes(t *testing.T) {
 				t.Fatalf("remaining %d", status.Remaining)
 			}
 			e.notes.WaitFor(t, "hal", server.NotifyRecoveryCodeUsed)
+			ran["redeem"] = true
 		})
 		t.Run("ShouldInvalidateTheOldSetOnRegeneration", func(t *testing.T) {
 			var fresh api.RecoveryCodes
@@ -866,12 +1074,16 @@ func TestRecoveryCodes(t *testing.T) {
 				t.Fatalf("a code of the new set: %d %+v", r.Status, r.Problem)
 			}
 			wantNoSecrets(t, e, append(append([]string{}, codes.Codes...), fresh.Codes...)...)
+			ran["regenerate"] = true
 		})
 		t.Run("ShouldNeedAFreshSignInToGenerate", func(t *testing.T) {
 			e.clock.Advance(6 * time.Minute)
 			r, _ := hal.Do("POST", "/v1/me/recovery-codes", nil, nil)
 			wantProblem(t, "generate on a stale session", r, 403, "step_up_required")
 		})
+		if !ran["redeem"] || !ran["regenerate"] {
+			return
+		}
 		_, entries := auditExport(t, e)
 		if countActions(entries, audit.ActionRecoveryCodesGenerated, "hal", nil) != 2 ||
 			countActions(entries, audit.ActionRecoveryRedeemed, "hal", map[string]string{"method": "recovery_code"}) != 2 ||
@@ -882,12 +1094,14 @@ func TestRecoveryCodes(t *testing.T) {
 }
 
 // TestRecoveryCodeGuessingIsThrottled: per account and per address, in
-// the database.
+// the database. The server trusts the loopback as a proxy, so that a
+// guess can come from another address (X-Forwarded-For).
 func TestRecoveryCodeGuessingIsThrottled(t *testing.T) {
 	e := newEnv(t, backends[0].dsn)
 	e.user("ida")
 	cfg := e.cfg
 	cfg.AccountRate, cfg.AccountBurst = 1.0/6, 3
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -895,16 +1109,20 @@ func TestRecoveryCodeGuessingIsThrottled(t *testing.T) {
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	c := &rptest.Client{BaseURL: ts.URL}
-	guess := func(name string) *rptest.Response {
+	elsewhere := &rptest.Client{BaseURL: ts.URL, HTTP: &http.Client{Transport: forwardedFor{"203.0.113.9"}}}
+	guessFrom := func(c *rptest.Client, name string) *rptest.Response {
 		r, _ := c.Do("POST", "/v1/recovery/codes/redeem", api.RecoveryCodeRedeemRequest{Username: name, Code: "00000-00000-00000-00000"}, nil)
 		return r
 	}
+	guess := func(name string) *rptest.Response { return guessFrom(c, name) }
 	for i := range 3 {
 		wantProblem(t, "guess", guess("ida"), 401, "bad_recovery_code")
 		_ = i
 	}
 	wantProblem(t, "fourth guess at the account", guess("ida"), 429, "rate_limited")
 	wantProblem(t, "a guess at another account from the same address", guess("root"), 429, "rate_limited")
+	wantProblem(t, "a guess at the account from another address", guessFrom(elsewhere, "ida"), 429, "rate_limited")
+	wantProblem(t, "a guess at another account from another address", guessFrom(elsewhere, "root"), 401, "bad_recovery_code")
 	e.clock.Advance(6 * time.Second)
 	wantProblem(t, "after waiting", guess("ida"), 401, "bad_recovery_code")
 }
@@ -916,7 +1134,7 @@ func TestRecoveryGrants(t *testing.T) {
 		e := newEnv(t, dsn)
 		hana, _ := e.user("hana", "helpdesk")
 		hugo, _ := e.user("hugo", "helpdesk")
-		_, lost := e.user("lou")
+		louFull, lost := e.user("lou")
 		all := []string{"photo-id", "callback-known-number", "manager-confirmation"}
 		var list api.RecoveryChecklist
 		if _, err := hana.Do("GET", "/v1/recovery/checklist", nil, &list); err != nil || !slices.Equal(list.Items, all) || list.FourEyes {
@@ -940,15 +1158,25 @@ func TestRecoveryGrants(t *testing.T) {
 		wantProblem(t, "an unknown checklist item", r, 400, "bad_verification")
 		r, _ = issue(hana, "hugo", api.IssueRecoveryGrantRequest{Verification: all})
 		wantProblem(t, "a grant for another helpdesk member", r, 403, "admin_only")
+		r, _ = issue(hana, "root", api.IssueRecoveryGrantRequest{Verification: all})
+		wantProblem(t, "a grant for an admin", r, 403, "admin_only")
+		r, _ = issue(louFull, "lou", api.IssueRecoveryGrantRequest{Verification: all})
+		wantProblem(t, "a grant by a user without a helpdesk role", r, 403, "forbidden")
 
 		r, g := issue(hana, "lou", api.IssueRecoveryGrantRequest{Verification: all, Note: "passport seen, called back on +1 555 0100"})
-		if r.Status != 201 || g.Code == "" || g.Pending || !slices.Equal(g.Verification, all) || g.IssuedBy != "hana" {
+		if r.Status != 201 || g.Code == "" || g.Pending || !slices.Equal(g.Verification, all) || g.IssuedBy != "hana" ||
+			!g.ExpiresAt.Equal(e.clock.Now().Add(time.Hour)) {
 			t.Fatalf("issue: %d %+v", r.Status, g)
+		}
+		if n := e.notes.WaitFor(t, "lou", server.NotifyRecoveryGrantIssued); n.IP != "127.0.0.1" {
+			t.Errorf("notification of the grant %+v", n)
 		}
 		r, rec := redeem(g.Code)
 		if r.Status != 200 {
 			t.Fatalf("redeem: %d %+v", r.Status, r.Problem)
 		}
+		r, _ = redeem(g.Code)
+		wantProblem(t, "a second redemption of the grant", r, 401, "bad_code")
 		var me api.Me
 		rec.Do("GET", "/v1/me", nil, &me)
 		if me.Scope != "recovery" {
@@ -973,6 +1201,52 @@ func TestRecoveryGrants(t *testing.T) {
 			t.Fatal("the lost key signed in")
 		}
 
+		t.Run("ShouldNeedAFullSessionToIssue", func(t *testing.T) {
+			// An admin may issue for a helpdesk member (and for an admin,
+			// themselves included).
+			r, hg := issue(e.admin, "hana", api.IssueRecoveryGrantRequest{Verification: all})
+			if r.Status != 201 {
+				t.Fatalf("an admin's grant for a helpdesk member: %d %+v", r.Status, r.Problem)
+			}
+			if r, _ := issue(e.admin, "root", api.IssueRecoveryGrantRequest{Verification: all}); r.Status != 201 {
+				t.Fatalf("an admin's grant for themselves: %d %+v", r.Status, r.Problem)
+			}
+			// hana, in a recovery session of her own and in a
+			// registration session, is no helpdesk member.
+			inRecovery := e.client()
+			if _, err := inRecovery.Redeem("hana", hg.Code); err != nil {
+				t.Fatal(err)
+			}
+			var enroll api.Grant
+			if _, err := e.admin.Do("POST", "/v1/users/hana/grants", api.IssueGrantRequest{}, &enroll); err != nil {
+				t.Fatal(err)
+			}
+			inRegistration := e.client()
+			if _, err := inRegistration.Redeem("hana", enroll.Code); err != nil {
+				t.Fatal(err)
+			}
+			for scope, c := range map[string]*rptest.Client{"recovery": inRecovery, "register": inRegistration} {
+				var me api.Me
+				if _, err := c.Do("GET", "/v1/me", nil, &me); err != nil || me.Scope != scope {
+					t.Fatalf("hana's session %+v %v, want scope %s", me, err, scope)
+				}
+				r, _ := issue(c, "lou", api.IssueRecoveryGrantRequest{Verification: all})
+				wantProblem(t, "a grant from a "+scope+" session", r, 403, "forbidden")
+			}
+		})
+		t.Run("ShouldExpire", func(t *testing.T) {
+			r, g := issue(hana, "lou", api.IssueRecoveryGrantRequest{Verification: all, TTLSeconds: 60})
+			if r.Status != 201 || !g.ExpiresAt.Equal(e.clock.Now().Add(time.Minute)) {
+				t.Fatalf("issue: %d %+v", r.Status, g)
+			}
+			e.clock.Advance(61 * time.Second)
+			r, _ = redeem(g.Code)
+			wantProblem(t, "an expired grant", r, 401, "bad_code")
+			_, entries := auditExport(t, e)
+			if n := countActions(entries, audit.ActionLoginFailed, "lou", map[string]string{"method": "enrollment_grant", "reason": "expired"}); n != 1 {
+				t.Errorf("%d redemptions of an expired grant audited as expired, want 1", n)
+			}
+		})
 		t.Run("ShouldRevokeTheLastKeyBeforeTheReplacement", func(t *testing.T) {
 			_, only := e.user("max")
 			r, g := issue(hana, "max", api.IssueRecoveryGrantRequest{Verification: all})
@@ -1042,6 +1316,21 @@ func TestRecoveryGrants(t *testing.T) {
 		if countActions(entries, audit.ActionGrantIssued, "lou",
 			map[string]string{"kind": "recovery", "verification": strings.Join(all, ","), "note": "passport seen, called back on +1 555 0100"}) != 1 {
 			t.Error("the grant's checklist is not audited")
+		}
+		issued := 0
+		for _, en := range entries {
+			if en.Action == audit.ActionGrantIssued && en.Details["id"] == g.ID {
+				issued++
+				if en.Actor != "hana" || en.ActorRole != audit.RoleHelpdesk || en.Subject != "lou" {
+					t.Errorf("the grant's issue is audited as by %s (%s) for %s, want hana (helpdesk) for lou", en.Actor, en.ActorRole, en.Subject)
+				}
+			}
+		}
+		if issued != 1 {
+			t.Errorf("the grant's issue is audited %d times, want once", issued)
+		}
+		if n := countActions(entries, audit.ActionLoginFailed, "lou", map[string]string{"method": "enrollment_grant", "reason": "used_up"}); n != 1 {
+			t.Errorf("%d second redemptions audited as used_up, want 1", n)
 		}
 		wantNoSecrets(t, e, g.Code, strings.ReplaceAll(g.Code, "-", ""))
 	})
