@@ -133,8 +133,11 @@ func (s *Service) emit(kind EventKind, format string, args ...any) {
 	}
 }
 
-// withProgress turns the key's progress into events.
+// withProgress turns the key's progress into events, and passes it on to
+// whoever watched ctx's progress before (a GUI's touch prompt, which
+// also knows how to cancel the operation).
 func (s *Service) withProgress(ctx context.Context) context.Context {
+	parent := ctx
 	return platform.WithProgress(ctx, func(ev platform.ProgressEvent) {
 		switch ev.Stage {
 		case platform.StageTouch:
@@ -142,6 +145,7 @@ func (s *Service) withProgress(ctx context.Context) context.Context {
 		case platform.StageProcessing:
 			s.emit(EventProcessing, "Your security key is working")
 		}
+		platform.Report(parent, ev)
 	})
 }
 
@@ -378,6 +382,16 @@ func (s *Service) RevokeLost(ctx context.Context, id, reason string, withKey pla
 	}
 	s.emit(EventDone, "Revoked %q", k.Nickname)
 	return k, nil
+}
+
+// Me asks the service whose session this is, and how fresh: an ended
+// session fails with rpclient.ErrUnauthorized.
+func (s *Service) Me(ctx context.Context) (*api.Me, error) {
+	me, err := s.cfg.API.Me(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read session: %w", err)
+	}
+	return me, nil
 }
 
 // SignOut ends the session at the service and forgets its token, even

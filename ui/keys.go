@@ -326,6 +326,22 @@ func (k *keysScreen) close() {
 	k.content.Refresh()
 }
 
+// entryTitle is how the list calls the key at d (UI goroutine).
+func (k *keysScreen) entryTitle(d platform.Device) string {
+	if i := k.model.index(d.Path); i >= 0 {
+		return k.model.entries[i].title()
+	}
+	return keyEntry{dev: d}.title()
+}
+
+// entryModel is the model name of the key at d, "" when unknown.
+func (k *keysScreen) entryModel(d platform.Device) string {
+	if i := k.model.index(d.Path); i >= 0 && k.model.entries[i].info != nil {
+		return k.model.entries[i].info.Model
+	}
+	return ""
+}
+
 // errorText is an error as the person at the screen reads it.
 func errorText(err error) string {
 	if pe, ok := errors.AsType[*platform.Error](err); ok {

@@ -12,7 +12,9 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
 
+	"github.com/keydesk/keydesk/enroll"
 	"github.com/keydesk/keydesk/platform"
 )
 
@@ -30,6 +32,11 @@ type Deps struct {
 	// Versions are the components named in Settings > About, in order
 	// (Keydesk, libfido2, Go...).
 	Versions []Version
+	// NewAccount, if set, makes the account at the service (given how
+	// its flows reach the person: the PIN dialog, the account chooser):
+	// the Account tab. Service says which service it is.
+	NewAccount func(ui enroll.UI) (Account, error)
+	Service    Service
 	// Do runs f on the UI goroutine; nil means fyne.Do. Tests serialize
 	// with their own.
 	Do func(f func())
@@ -50,8 +57,11 @@ type Shell struct {
 
 	touch    *touchPrompt
 	keys     *keysScreen
+	account  *accountScreen
 	settings *settingsScreen
 	tabs     *container.AppTabs
+	// pinPrompt is a flow's PIN dialog on show, for the tests.
+	pinPrompt *pinPrompt
 }
 
 // New builds the window on app. Start begins watching for keys.
@@ -68,10 +78,17 @@ func New(app fyne.App, d Deps) *Shell {
 	s.touch = newTouchPrompt(s)
 	s.keys = newKeysScreen(s)
 	s.settings = newSettingsScreen(s)
-	s.tabs = container.NewAppTabs(
-		container.NewTabItem("Keys", s.keys.content),
-		container.NewTabItem("Settings", s.settings.content),
-	)
+	s.tabs = container.NewAppTabs(container.NewTabItem("Keys", s.keys.content))
+	if d.NewAccount != nil {
+		acc, err := d.NewAccount(s.enrollUI())
+		if err != nil {
+			s.tabs.Append(container.NewTabItem("Account", widget.NewLabel("The account service is not available: "+errorText(err))))
+		} else {
+			s.account = newAccountScreen(s, acc, d.Service)
+			s.tabs.Append(container.NewTabItem("Account", s.account.content))
+		}
+	}
+	s.tabs.Append(container.NewTabItem("Settings", s.settings.content))
 	s.win.SetContent(s.tabs)
 	s.win.Resize(fyne.NewSize(720, 520))
 	s.win.SetOnClosed(s.Close)
@@ -84,6 +101,9 @@ func (s *Shell) Window() fyne.Window { return s.win }
 // Start begins the background work: watching for keys.
 func (s *Shell) Start() {
 	s.keys.watch()
+	if s.account != nil {
+		s.do(s.account.start)
+	}
 }
 
 // Close stops the background work and waits for it; operations in
@@ -104,4 +124,48 @@ func (s *Shell) goBackground(f func(ctx context.Context)) {
 		defer s.wg.Done()
 		f(s.ctx)
 	}()
+}
+
+// connectedDevices are the keys plugged in now, as the Keys tab lists
+// them (UI goroutine).
+func (s *Shell) connectedDevices() []platform.Device {
+	devs := make([]platform.Device, len(s.keys.model.entries))
+	for i, e := range s.keys.model.entries {
+		devs[i] = e.dev
+	}
+	return devs
+}
+
+// openAll opens the keys it can of devs.
+func (s *Shell) openAll(ctx context.Context, devs []platform.Device) []platform.Authenticator {
+	var keys []platform.Authenticator
+	for _, d := range devs {
+		if k, err := s.deps.Keys.Open(ctx, d); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// closeKeys closes keys.
+func closeKeys(keys []platform.Authenticator) {
+	for _, k := range keys {
+		k.Close()
+	}
+}
+
+// pickKey opens the key to use of devs: the only one, or the one the
+// person touches among several.
+func (s *Shell) pickKey(ctx context.Context, devs []platform.Device) (platform.Authenticator, error) {
+	keys := s.openAll(ctx, devs)
+	if len(keys) == 0 {
+		return nil, &platform.Error{Op: "choose a key", Kind: platform.ErrNoDevice, RetriesLeft: -1}
+	}
+	k, err := platform.SelectAmong(ctx, keys)
+	for _, o := range keys {
+		if o != k {
+			o.Close()
+		}
+	}
+	return k, err
 }

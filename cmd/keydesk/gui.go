@@ -1,15 +1,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2/app"
 
+	"github.com/keydesk/keydesk/enroll"
+	"github.com/keydesk/keydesk/enroll/profile"
+	"github.com/keydesk/keydesk/enroll/rpclient"
+	"github.com/keydesk/keydesk/enroll/webauthn"
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/inprocess"
 	"github.com/keydesk/keydesk/platform/libfido2"
@@ -54,16 +61,96 @@ func runGUI() error {
 	}
 	keys := inprocess.WithFallback(libfido2.New(libfido2.Config{ExtraDevices: extra}), inprocess.New(engine))
 
+	svc, prof, stop, err := service(dir)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
 	a := app.NewWithID(appID)
 	s := ui.New(a, ui.Deps{
 		Keys:         keys,
 		TouchVirtual: func() { touch.Touch() },
 		Versions:     versions(a.Metadata().Version),
+		Service:      svc,
+		NewAccount: func(u enroll.UI) (ui.Account, error) {
+			return account(prof, u)
+		},
 	})
 	s.Start()
 	s.Window().ShowAndRun()
 	s.Close()
 	return nil
+}
+
+// demoProfile names the embedded service's profile (and its session's
+// slot in the keyring).
+const demoProfile = "local-demo"
+
+// service is the account service the window works with: the current
+// profile's, or, with none configured, the reference RP started here
+// (rp/local) with a demo account for the person at the computer. stop
+// stops what was started.
+func service(dir string) (ui.Service, profile.Profile, func(), error) {
+	if path, err := profile.DefaultPath(); err == nil {
+		if set, err := profile.Load(path); err == nil {
+			if p, ok := set.Current(); ok {
+				return ui.Service{Name: p.Name, Origin: p.Origin}, p, func() {}, nil
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := local.Start(ctx, local.Config{DataDir: dir})
+	if err != nil {
+		return ui.Service{}, profile.Profile{}, nil, fmt.Errorf("start the local demo service: %w", err)
+	}
+	user := demoUser()
+	code, err := srv.DemoAccount(ctx, user)
+	if err != nil {
+		// The account may need what only an admin can do (its keys were
+		// all revoked): the app still works, signing in as usual.
+		fmt.Fprintln(os.Stderr, "keydesk: demo account:", err)
+		code = ""
+	}
+	p := profile.Profile{Name: demoProfile, Origin: srv.Origin(), RPID: srv.RPID(), APIURL: srv.BaseURL(), Username: user}
+	svc := ui.Service{Name: "Keydesk local demo", Origin: srv.Origin(), DemoUser: user, DemoCode: code}
+	return svc, p, func() { srv.Close() }, nil
+}
+
+// demoUser is the demo account's name: the person's login name when the
+// service takes it as a user name, else "demo".
+func demoUser() string {
+	if u, err := user.Current(); err == nil {
+		name := strings.ToLower(u.Username)
+		if i := strings.LastIndexAny(name, `\`); i >= 0 { // DOMAIN\name on Windows
+			name = name[i+1:]
+		}
+		if name != "" && name != "root" && strings.IndexFunc(name, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_')
+		}) < 0 {
+			return name
+		}
+	}
+	return "demo"
+}
+
+// account is the account at p's service, its session in the system
+// keyring (or, without one, in memory).
+func account(p profile.Profile, u enroll.UI) (ui.Account, error) {
+	api, err := rpclient.New(rpclient.Config{BaseURL: p.APIURL})
+	if err != nil {
+		return nil, err
+	}
+	origin, err := webauthn.ParseOrigin(p.Origin)
+	if err != nil {
+		return nil, err
+	}
+	tokens, warning := profile.OpenTokenStore()
+	if warning != "" {
+		fmt.Fprintln(os.Stderr, "keydesk:", warning)
+	}
+	return enroll.New(enroll.Config{Profile: p.Name, Origin: origin, RPID: p.RPID, API: api, Tokens: tokens, UI: u})
 }
 
 // versions names what Keydesk is made of, for Settings > About.

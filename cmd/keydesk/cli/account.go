@@ -68,14 +68,11 @@ func (e *env) openAccount(ctx context.Context, name string, pinStdin bool, user 
 	cfg := enroll.Config{
 		Profile: p.Name, Origin: origin, RPID: p.RPID, API: client, Tokens: tokens,
 		UI: enroll.UI{
-			Event: func(ev enroll.Event) {
-				// The steps are the command's to tell, on stdout, when
-				// it is done; what needs the user is said as it happens.
-				if ev.Kind == enroll.EventTouch {
-					fmt.Fprintln(e.stderr, "Touch your security key…")
-				}
-			},
-			PIN: prompt,
+			// The steps are the command's to tell, on stdout, when it
+			// is done; a touch is asked for by Run's progress, which the
+			// flows pass their keys' progress on to.
+			Event: func(enroll.Event) {},
+			PIN:   prompt,
 			ChooseAccount: func(as []platform.Assertion) (int, error) {
 				return e.chooseAccount(as, user)
 			},
