@@ -38,7 +38,7 @@ endif
 
 SHELL := /bin/sh
 .DEFAULT_GOAL := help
-.PHONY: help deps vhid test run bench bench-rp fuzz clean
+.PHONY: help deps vhid test run bench bench-rp bench-gui screenshots fuzz clean
 
 help: ## list the targets
 	@echo "usage: make TARGET [FUZZTIME=60s] [BENCHTIME=1s] [ARGS=...]"
@@ -104,6 +104,12 @@ bench: vhid ## run the platform benchmarks (BENCHTIME=1s)
 # The RP load generator needs PostgreSQL, which deps installs.
 bench-rp: deps ## RP sign-in load test on SQLite and PostgreSQL (flags in ARGS=..., e.g. ARGS=-duration=10s)
 	$(GO) run ./cmd/rpbench $(ARGS)
+
+screenshots: deps ## the real window under Xvfb, through its main screens, as PNGs in docs/screenshots/
+	GO=$(GO) sh scripts/gui-tour.sh screenshots docs/screenshots
+
+bench-gui: deps ## the window's first frame and memory under Xvfb (idle, and after CYCLES=100 plug/unplug cycles)
+	GO=$(GO) sh scripts/gui-tour.sh measure
 
 fuzz: export KEYDESK_VHID_SO := $(if $(VHID_TARGET),$(CURDIR)/$(VHID_SO))
 fuzz: vhid ## run every Fuzz* target for FUZZTIME each (default 60s)

@@ -153,7 +153,7 @@ func (a *accountScreen) show() {
 	} else {
 		me := a.model.me
 		name := me.User.Name
-		if me.User.DisplayName != "" {
+		if me.User.DisplayName != "" && me.User.DisplayName != me.User.Name {
 			name = fmt.Sprintf("%s (%s)", me.User.DisplayName, me.User.Name)
 		}
 		a.who.SetText("Signed in as " + name)

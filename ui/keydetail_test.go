@@ -18,7 +18,7 @@ func (h *harness) openKey(k *testKey) *keyDetail {
 	})
 	var d *keyDetail
 	h.ui(func() {
-		h.keys().list.Select(h.keys().model.index(k.dev.Path))
+		test.Tap(h.keys().rows[h.keys().model.index(k.dev.Path)].open)
 		d = h.keys().detail
 	})
 	if d == nil {

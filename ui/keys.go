@@ -132,7 +132,12 @@ type keysScreen struct {
 	s     *Shell
 	model keysModel
 
-	list     *widget.List
+	// rows show the entries, in order; rows beyond the entries are
+	// hidden and kept for the next key, so that plugging and unplugging
+	// makes no new widgets (a widget.List made new rows each time, which
+	// Fyne's renderer cache never let go).
+	rows     []*keyRow
+	rowsBox  *fyne.Container
 	empty    *widget.Label
 	identify *widget.Button
 	// identifyRow holds identify, shown only with several keys.
@@ -147,34 +152,6 @@ type keysScreen struct {
 
 func newKeysScreen(s *Shell) *keysScreen {
 	k := &keysScreen{s: s}
-	k.list = widget.NewList(
-		func() int { return len(k.model.entries) },
-		func() fyne.CanvasObject {
-			return container.NewBorder(nil, nil, widget.NewIcon(theme.LoginIcon()), nil,
-				container.NewVBox(widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), widget.NewLabel("")))
-		},
-		func(id widget.ListItemID, o fyne.CanvasObject) {
-			if id >= len(k.model.entries) {
-				return
-			}
-			e := k.model.entries[id]
-			row := o.(*fyne.Container)
-			texts := row.Objects[0].(*fyne.Container)
-			title := e.title()
-			if e.dev.Path == k.model.identified {
-				title += "  ← the key you touched"
-			}
-			texts.Objects[0].(*widget.Label).SetText(title)
-			texts.Objects[1].(*widget.Label).SetText(e.detail())
-			row.Objects[1].(*widget.Icon).SetResource(e.icon())
-		},
-	)
-	k.list.OnSelected = func(id widget.ListItemID) {
-		k.list.UnselectAll()
-		if id < len(k.model.entries) {
-			k.open(k.model.entries[id])
-		}
-	}
 	k.empty = widget.NewLabel("No security key is plugged in. Plug one in (or hold it to the NFC reader) and it appears here.")
 	k.empty.Wrapping = fyne.TextWrapWord
 	k.status = widget.NewLabel("")
@@ -186,7 +163,8 @@ func newKeysScreen(s *Shell) *keysScreen {
 		widget.NewLabelWithStyle("Your security keys", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		k.empty, k.identifyRow, k.status,
 	)
-	k.listBox = container.NewBorder(k.header, nil, nil, nil, k.list)
+	k.rowsBox = container.NewVBox()
+	k.listBox = container.NewBorder(k.header, nil, nil, nil, container.NewVScroll(k.rowsBox))
 	k.content = container.NewStack(k.listBox)
 	k.refresh()
 	return k
@@ -212,8 +190,58 @@ func (k *keysScreen) refresh() {
 	// What shows in the header changed: lay it, and the list under it,
 	// out again.
 	k.header.Refresh()
+	for len(k.rows) < len(k.model.entries) {
+		r := newKeyRow(k, len(k.rows))
+		k.rows = append(k.rows, r)
+		k.rowsBox.Add(r.box)
+	}
+	for i, r := range k.rows {
+		if i < len(k.model.entries) {
+			r.show(k.model.entries[i], k.model.identified)
+		} else {
+			r.box.Hide()
+		}
+	}
+	k.rowsBox.Refresh()
 	k.listBox.Refresh()
-	k.list.Refresh()
+}
+
+// keyRow is one line of the list: the key's icon, name and state, and
+// the button that opens its page (reachable with Tab).
+type keyRow struct {
+	box           *fyne.Container
+	icon          *widget.Icon
+	title, detail *widget.Label
+	open          *widget.Button
+}
+
+func newKeyRow(k *keysScreen, i int) *keyRow {
+	r := &keyRow{
+		icon:   widget.NewIcon(theme.LoginIcon()),
+		title:  widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		detail: widget.NewLabel(""),
+	}
+	r.detail.Wrapping = fyne.TextWrapWord
+	r.open = widget.NewButtonWithIcon("Open", theme.NavigateNextIcon(), func() {
+		if i < len(k.model.entries) {
+			k.open(k.model.entries[i])
+		}
+	})
+	r.box = container.NewBorder(nil, widget.NewSeparator(), r.icon, container.NewCenter(r.open),
+		container.NewVBox(r.title, r.detail))
+	return r
+}
+
+// show fills the row with e (UI goroutine).
+func (r *keyRow) show(e keyEntry, identified string) {
+	title := e.title()
+	if e.dev.Path == identified {
+		title += "  ← the key you touched"
+	}
+	r.title.SetText(title)
+	r.detail.SetText(e.detail())
+	r.icon.SetResource(e.icon())
+	r.box.Show()
 }
 
 // watch follows plugs and unplugs until the window closes: each arrival

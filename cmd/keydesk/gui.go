@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
 
 	"github.com/keydesk/keydesk/enroll"
@@ -38,7 +39,20 @@ const (
 )
 
 // runGUI opens the Keydesk window and returns when it is closed.
-func runGUI() error {
+func runGUI() error { return runWindow(windowOptions{}) }
+
+// windowOptions vary the window for the tour and the measurements.
+type windowOptions struct {
+	// wrapKeys, if set, stands in front of the hardware keys' enumerator.
+	wrapKeys func(platform.Enumerator) platform.Enumerator
+	// watchInterval is the key list's refresh interval; 0 is ui's.
+	watchInterval time.Duration
+	// onStarted runs once the app runs, on its goroutine.
+	onStarted func(fyne.App, *ui.Shell)
+}
+
+// runWindow runs the app until its window closes.
+func runWindow(o windowOptions) error {
 	dir, err := local.DataDir()
 	if err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -59,7 +73,11 @@ func runGUI() error {
 	if err != nil {
 		return err
 	}
-	keys := inprocess.WithFallback(libfido2.New(libfido2.Config{ExtraDevices: extra}), inprocess.New(engine))
+	var hardware platform.Enumerator = libfido2.New(libfido2.Config{ExtraDevices: extra})
+	if o.wrapKeys != nil {
+		hardware = o.wrapKeys(hardware)
+	}
+	keys := inprocess.WithFallback(hardware, inprocess.New(engine))
 
 	svc, prof, stop, err := service(dir)
 	if err != nil {
@@ -69,14 +87,18 @@ func runGUI() error {
 
 	a := app.NewWithID(appID)
 	s := ui.New(a, ui.Deps{
-		Keys:         keys,
-		TouchVirtual: func() { touch.Touch() },
-		Versions:     versions(a.Metadata().Version),
-		Service:      svc,
+		Keys:          keys,
+		WatchInterval: o.watchInterval,
+		TouchVirtual:  func() { touch.Touch() },
+		Versions:      versions(a.Metadata().Version),
+		Service:       svc,
 		NewAccount: func(u enroll.UI) (ui.Account, error) {
 			return account(prof, u)
 		},
 	})
+	if o.onStarted != nil {
+		a.Lifecycle().SetOnStarted(func() { o.onStarted(a, s) })
+	}
 	s.Start()
 	s.Window().ShowAndRun()
 	s.Close()

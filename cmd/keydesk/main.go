@@ -22,6 +22,13 @@ func main() {
 		}
 		return
 	}
+	if os.Args[1] == "gui-tour" {
+		if err := tourCommand(os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "keydesk:", err)
+			os.Exit(cli.ExitOther)
+		}
+		return
+	}
 	ctx, stop := context.Background(), func() {}
 	if cli.MayWait(os.Args[1:]) {
 		// Ctrl-C cancels the wait (CTAPHID_CANCEL) and puts the
