@@ -33,13 +33,18 @@ func decodeXWD(b []byte) (*image.RGBA, error) {
 	}
 	u := func(i int) int { return int(binary.BigEndian.Uint32(b[i*4:])) }
 	headerSize, version, format := u(0), u(1), u(2)
+	if headerSize < 100 || headerSize > len(b) || u(19) > len(b) {
+		return nil, errors.New("xwd: bad header size or colour count")
+	}
 	width, height, byteOrder := u(4), u(5), u(7)
 	bpp, bytesPerLine, ncolors := u(11), u(12), u(19)
 	if version != 7 || format != 2 || bpp != 32 {
 		return nil, fmt.Errorf("xwd: version %d, format %d, %d bits a pixel: want a version 7 ZPixmap of 32 bits", version, format, bpp)
 	}
 	start := headerSize + ncolors*12
-	if width <= 0 || height <= 0 || bytesPerLine < width*4 || start+height*bytesPerLine > len(b) {
+	const maxSide = 1 << 15 // more than any screen, and no product overflows
+	if width <= 0 || height <= 0 || width > maxSide || height > maxSide || bytesPerLine < width*4 || bytesPerLine > 4*maxSide ||
+		start < 0 || start+height*bytesPerLine > len(b) {
 		return nil, errors.New("xwd: the pixels do not fit the file")
 	}
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
