@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/inprocess"
@@ -183,4 +185,22 @@ func (h *harness) rows() []string {
 		out = append(out, e.title()+" | "+e.detail())
 	}
 	return out
+}
+
+// labels joins the text of the labels in a container's tree.
+func labels(o fyne.CanvasObject) string {
+	var out []string
+	var walk func(fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		switch w := o.(type) {
+		case *widget.Label:
+			out = append(out, w.Text)
+		case *fyne.Container:
+			for _, c := range w.Objects {
+				walk(c)
+			}
+		}
+	}
+	walk(o)
+	return strings.Join(out, "\n")
 }

@@ -19,12 +19,13 @@ const (
 	themeDark   = "Dark"
 )
 
-// settingsScreen is the Settings tab: the theme and what Keydesk is made
-// of.
+// settingsScreen is the Settings tab: the theme, the services (profiles)
+// and what Keydesk is made of.
 type settingsScreen struct {
-	s       *Shell
-	theme   *widget.RadioGroup
-	content fyne.CanvasObject
+	s        *Shell
+	theme    *widget.RadioGroup
+	profiles *profilesCard // nil without Deps.Profiles
+	content  fyne.CanvasObject
 }
 
 func newSettingsScreen(s *Shell) *settingsScreen {
@@ -45,10 +46,13 @@ func newSettingsScreen(s *Shell) *settingsScreen {
 	for _, v := range s.deps.Versions {
 		about.Append(v.Name, widget.NewLabel(v.Version))
 	}
-	st.content = container.NewVScroll(container.NewVBox(
-		widget.NewCard("Appearance", "", st.theme),
-		widget.NewCard("About Keydesk", "Keydesk manages FIDO2 security keys and the accounts they protect.", about),
-	))
+	cards := container.NewVBox(widget.NewCard("Appearance", "", st.theme))
+	if s.deps.Profiles != nil {
+		st.profiles = newProfilesCard(s, s.deps.Profiles)
+		cards.Add(st.profiles.card)
+	}
+	cards.Add(widget.NewCard("About Keydesk", "Keydesk manages FIDO2 security keys and the accounts they protect.", about))
+	st.content = container.NewVScroll(cards)
 	return st
 }
 

@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/keydesk/keydesk/enroll"
+	"github.com/keydesk/keydesk/enroll/profile"
 	"github.com/keydesk/keydesk/platform"
 )
 
@@ -37,6 +38,9 @@ type Deps struct {
 	// the Account tab. Service says which service it is.
 	NewAccount func(ui enroll.UI) (Account, error)
 	Service    Service
+	// Profiles, if set, are the services listed in Settings (the
+	// profiles file the keydesk profiles command edits).
+	Profiles *profile.Set
 	// Do runs f on the UI goroutine; nil means fyne.Do. Tests serialize
 	// with their own.
 	Do func(f func())

@@ -79,7 +79,16 @@ func runWindow(o windowOptions) error {
 	}
 	keys := inprocess.WithFallback(hardware, inprocess.New(engine))
 
-	svc, prof, stop, err := service(dir)
+	// The profiles file is the keydesk profiles command's; a broken one
+	// leaves Settings without it, and the window on the demo service.
+	var set *profile.Set
+	if path, err := profile.DefaultPath(); err == nil {
+		if set, err = profile.Load(path); err != nil {
+			fmt.Fprintln(os.Stderr, "keydesk: profiles:", err)
+			set = nil
+		}
+	}
+	svc, prof, stop, err := service(dir, set)
 	if err != nil {
 		return err
 	}
@@ -92,6 +101,7 @@ func runWindow(o windowOptions) error {
 		TouchVirtual:  func() { touch.Touch() },
 		Versions:      versions(a.Metadata().Version),
 		Service:       svc,
+		Profiles:      set,
 		NewAccount: func(u enroll.UI) (ui.Account, error) {
 			return account(prof, u)
 		},
@@ -113,12 +123,10 @@ const demoProfile = "local-demo"
 // profile's, or, with none configured, the reference RP started here
 // (rp/local) with a demo account for the person at the computer. stop
 // stops what was started.
-func service(dir string) (ui.Service, profile.Profile, func(), error) {
-	if path, err := profile.DefaultPath(); err == nil {
-		if set, err := profile.Load(path); err == nil {
-			if p, ok := set.Current(); ok {
-				return ui.Service{Name: p.Name, Origin: p.Origin}, p, func() {}, nil
-			}
+func service(dir string, set *profile.Set) (ui.Service, profile.Profile, func(), error) {
+	if set != nil {
+		if p, ok := set.Current(); ok {
+			return ui.Service{Name: p.Name, Origin: p.Origin}, p, func() {}, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -54,7 +54,7 @@ func TestDecodeXWDAndCrop(t *testing.T) {
 func TestDecodeXWDRefusesWhatItCannotRead(t *testing.T) {
 	good := xwd(2, 2, func(int, int) uint32 { return 1 })
 	for name, b := range map[string][]byte{
-		"ShouldRefuseAShortHeader": good[:40],
+		"ShouldRefuseAShortHeader":    good[:40],
 		"ShouldRefuseTruncatedPixels": good[:len(good)-1],
 		"ShouldRefuseAnotherVersion": func() []byte {
 			c := append([]byte(nil), good...)
