@@ -38,7 +38,7 @@ endif
 
 SHELL := /bin/sh
 .DEFAULT_GOAL := help
-.PHONY: help deps vhid test run bench bench-rp bench-gui screenshots fuzz clean
+.PHONY: help deps vhid test run bench bench-rp bench-gui screenshots package fuzz clean
 
 help: ## list the targets
 	@echo "usage: make TARGET [FUZZTIME=60s] [BENCHTIME=1s] [ARGS=...]"
@@ -104,6 +104,11 @@ bench: vhid ## run the platform benchmarks (BENCHTIME=1s)
 # The RP load generator needs PostgreSQL, which deps installs.
 bench-rp: deps ## RP sign-in load test on SQLite and PostgreSQL (flags in ARGS=..., e.g. ARGS=-duration=10s)
 	$(GO) run ./cmd/rpbench $(ARGS)
+
+package: deps ## a Linux desktop package (build/Keydesk.tar.xz: program, .desktop file, icon) with fyne package
+	@mkdir -p $(BUILD_DIR)
+	cd cmd/keydesk && $(GO) run fyne.io/tools/cmd/fyne@v1.7.4 package --os linux && mv Keydesk.tar.xz ../../$(BUILD_DIR)/
+	@echo "$(BUILD_DIR)/Keydesk.tar.xz: unpack it and run 'sudo make install' inside"
 
 screenshots: deps ## the real window under Xvfb, through its main screens, as PNGs in docs/screenshots/
 	GO=$(GO) sh scripts/gui-tour.sh screenshots docs/screenshots

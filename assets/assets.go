@@ -148,3 +148,9 @@ func checkName(name string) error {
 	}
 	return nil
 }
+
+// Icon is Keydesk's icon (icon/icon.png, 512x512, drawn by icon/gen.go):
+// the window's and the desktop package's.
+//
+//go:embed icon/icon.png
+var Icon []byte

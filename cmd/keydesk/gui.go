@@ -14,6 +14,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
 
+	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/enroll"
 	"github.com/keydesk/keydesk/enroll/profile"
 	"github.com/keydesk/keydesk/enroll/rpclient"
@@ -95,6 +96,7 @@ func runWindow(o windowOptions) error {
 	defer stop()
 
 	a := app.NewWithID(appID)
+	a.SetIcon(fyne.NewStaticResource("keydesk.png", assets.Icon))
 	s := ui.New(a, ui.Deps{
 		Keys:          keys,
 		WatchInterval: o.watchInterval,
