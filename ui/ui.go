@@ -41,6 +41,10 @@ type Deps struct {
 	// Profiles, if set, are the services listed in Settings (the
 	// profiles file the keydesk profiles command edits).
 	Profiles *profile.Set
+	// NewRecoverer, if set, makes the recovery flows at the service
+	// (given how they reach the person: the PIN dialog): the Recovery
+	// tab, "I lost my key".
+	NewRecoverer func(ui enroll.UI) (Recoverer, error)
 	// Do runs f on the UI goroutine; nil means fyne.Do. Tests serialize
 	// with their own.
 	Do func(f func())
@@ -62,6 +66,7 @@ type Shell struct {
 	touch    *touchPrompt
 	keys     *keysScreen
 	account  *accountScreen
+	recovery *recoveryScreen
 	settings *settingsScreen
 	tabs     *container.AppTabs
 	// pinPrompt is a flow's PIN dialog on show, for the tests.
@@ -90,6 +95,15 @@ func New(app fyne.App, d Deps) *Shell {
 		} else {
 			s.account = newAccountScreen(s, acc, d.Service)
 			s.tabs.Append(container.NewTabItem("Account", s.account.content))
+		}
+	}
+	if d.NewRecoverer != nil {
+		rec, err := d.NewRecoverer(s.recoveryEnrollUI())
+		if err != nil {
+			s.tabs.Append(container.NewTabItem("Recovery", widget.NewLabel("Account recovery is not available: "+errorText(err))))
+		} else {
+			s.recovery = newRecoveryScreen(s, rec, d.Service)
+			s.tabs.Append(container.NewTabItem("Recovery", s.recovery.content))
 		}
 	}
 	s.tabs.Append(container.NewTabItem("Settings", s.settings.content))
