@@ -98,6 +98,15 @@ func (s *Shell) Tour(ctx context.Context, dir string, capture func() (image.Imag
 			return err
 		}
 	}
+	if s.recovery != nil {
+		s.doWait(func() { s.selectTab("Recovery") })
+		if err := wait("the recovery tab", func() bool { return true }); err != nil {
+			return err
+		}
+		if err := shot("recovery"); err != nil {
+			return err
+		}
+	}
 	s.doWait(func() { s.tabs.SelectIndex(len(s.tabs.Items) - 1) })
 	if err := wait("the settings tab", func() bool { return true }); err != nil {
 		return err
@@ -157,4 +166,14 @@ func (s *Shell) doWait(f func()) {
 		f()
 	})
 	<-done
+}
+
+// selectTab shows the tab called text, if there is one.
+func (s *Shell) selectTab(text string) {
+	for _, it := range s.tabs.Items {
+		if it.Text == text {
+			s.tabs.Select(it)
+			return
+		}
+	}
 }

@@ -107,6 +107,13 @@ func runWindow(o windowOptions) error {
 		NewAccount: func(u enroll.UI) (ui.Account, error) {
 			return account(prof, u)
 		},
+		NewRecoverer: func(u enroll.UI) (ui.Recoverer, error) {
+			cfg, err := enrollConfig(prof, u)
+			if err != nil {
+				return nil, err
+			}
+			return ui.NewRecoverer(cfg.API, cfg), nil
+		},
 	})
 	if o.onStarted != nil {
 		a.Lifecycle().SetOnStarted(func() { o.onStarted(a, s) })
@@ -170,11 +177,7 @@ func demoUser() string {
 // account is the account at p's service, its session in the system
 // keyring (or, without one, in memory).
 func account(p profile.Profile, u enroll.UI) (ui.Account, error) {
-	api, err := rpclient.New(rpclient.Config{BaseURL: p.APIURL})
-	if err != nil {
-		return nil, err
-	}
-	origin, err := webauthn.ParseOrigin(p.Origin)
+	cfg, err := enrollConfig(p, u)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +185,22 @@ func account(p profile.Profile, u enroll.UI) (ui.Account, error) {
 	if warning != "" {
 		fmt.Fprintln(os.Stderr, "keydesk:", warning)
 	}
-	return enroll.New(enroll.Config{Profile: p.Name, Origin: origin, RPID: p.RPID, API: api, Tokens: tokens, UI: u})
+	cfg.Tokens = tokens
+	return enroll.New(cfg)
+}
+
+// enrollConfig is the flows' configuration for p's service, with a client
+// of its own and no token store.
+func enrollConfig(p profile.Profile, u enroll.UI) (enroll.Config, error) {
+	api, err := rpclient.New(rpclient.Config{BaseURL: p.APIURL})
+	if err != nil {
+		return enroll.Config{}, err
+	}
+	origin, err := webauthn.ParseOrigin(p.Origin)
+	if err != nil {
+		return enroll.Config{}, err
+	}
+	return enroll.Config{Profile: p.Name, Origin: origin, RPID: p.RPID, API: api, UI: u}, nil
 }
 
 // versions names what Keydesk is made of, for Settings > About.
