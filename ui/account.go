@@ -177,6 +177,7 @@ func (a *accountScreen) show() {
 	}
 	stack.Refresh()
 	a.list.Refresh()
+	a.s.accountShown(a.model.me)
 }
 
 // start reads the session kept from a former run, if any.

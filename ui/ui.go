@@ -45,6 +45,11 @@ type Deps struct {
 	// (given how they reach the person: the PIN dialog): the Recovery
 	// tab, "I lost my key".
 	NewRecoverer func(ui enroll.UI) (Recoverer, error)
+	// Helpdesk, if set, is the service's client with the Account tab's
+	// session (the *rpclient.Client its enroll.Service uses, whose token
+	// changes as people sign in and out): the Helpdesk tab, shown while a
+	// helpdesk member or an admin is signed in with a key.
+	Helpdesk func() Helpdesk
 	// Do runs f on the UI goroutine; nil means fyne.Do. Tests serialize
 	// with their own.
 	Do func(f func())
@@ -67,6 +72,7 @@ type Shell struct {
 	keys     *keysScreen
 	account  *accountScreen
 	recovery *recoveryScreen
+	helpdesk *helpdeskScreen
 	settings *settingsScreen
 	tabs     *container.AppTabs
 	// pinPrompt is a flow's PIN dialog on show, for the tests.
@@ -95,6 +101,9 @@ func New(app fyne.App, d Deps) *Shell {
 		} else {
 			s.account = newAccountScreen(s, acc, d.Service)
 			s.tabs.Append(container.NewTabItem("Account", s.account.content))
+			if d.Helpdesk != nil {
+				s.helpdesk = newHelpdeskScreen(s)
+			}
 		}
 	}
 	if d.NewRecoverer != nil {

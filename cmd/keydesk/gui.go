@@ -95,6 +95,11 @@ func runWindow(o windowOptions) error {
 	}
 	defer stop()
 
+	accountCfg, err := enrollConfig(prof, enroll.UI{})
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", prof.Name, err)
+	}
+
 	a := app.NewWithID(appID)
 	a.SetIcon(fyne.NewStaticResource("keydesk.png", assets.Icon))
 	s := ui.New(a, ui.Deps{
@@ -105,8 +110,11 @@ func runWindow(o windowOptions) error {
 		Service:       svc,
 		Profiles:      set,
 		NewAccount: func(u enroll.UI) (ui.Account, error) {
-			return account(prof, u)
+			return account(accountCfg, u)
 		},
+		// The helpdesk's calls go with the Account tab's session: the
+		// same client, whose token follows sign-in and sign-out.
+		Helpdesk: func() ui.Helpdesk { return accountCfg.API },
 		NewRecoverer: func(u enroll.UI) (ui.Recoverer, error) {
 			cfg, err := enrollConfig(prof, u)
 			if err != nil {
@@ -174,13 +182,11 @@ func demoUser() string {
 	return "demo"
 }
 
-// account is the account at p's service, its session in the system
-// keyring (or, without one, in memory).
-func account(p profile.Profile, u enroll.UI) (ui.Account, error) {
-	cfg, err := enrollConfig(p, u)
-	if err != nil {
-		return nil, err
-	}
+// account is the account at cfg's service, with the person reached
+// through u, its session in the system keyring (or, without one, in
+// memory).
+func account(cfg enroll.Config, u enroll.UI) (ui.Account, error) {
+	cfg.UI = u
 	tokens, warning := profile.OpenTokenStore()
 	if warning != "" {
 		fmt.Fprintln(os.Stderr, "keydesk:", warning)
