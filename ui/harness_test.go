@@ -25,6 +25,9 @@ import (
 // updates, and everything a test does to the window, are serialized by
 // one lock standing in for the UI goroutine.
 
+// testPIN is the PIN the tests give their keys.
+const testPIN = "123456"
+
 // testKey is a software key as the tests plug it: its engine, its
 // presence (touches), and the device record it enumerates as.
 type testKey struct {

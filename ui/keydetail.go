@@ -30,6 +30,10 @@ type keyDetail struct {
 	gone bool
 	// pin is the PIN dialog on show, for the tests.
 	pin *pinDialog
+	// cards are the passkeys, fingerprints, security settings and reset
+	// (keycards.go); scroll holds the page's cards.
+	cards  keyCards
+	scroll *container.Scroll
 }
 
 func newKeyDetail(s *Shell, e keyEntry, back func()) *keyDetail {
@@ -39,14 +43,18 @@ func newKeyDetail(s *Shell, e keyEntry, back func()) *keyDetail {
 	d.status = widget.NewLabel("")
 	d.status.Wrapping = fyne.TextWrapWord
 	d.pinBtn = widget.NewButtonWithIcon("Set a PIN", theme.AccountIcon(), d.askPIN)
-	backBtn := widget.NewButtonWithIcon("All keys", theme.NavigateBackIcon(), back)
+	backBtn := widget.NewButtonWithIcon("All keys", theme.NavigateBackIcon(), func() {
+		d.closePage()
+		back()
+	})
 	pinCard := widget.NewCard("PIN", "", container.NewVBox(
 		widget.NewLabel("The PIN protects the key if it is lost: without it, nobody can use the key to sign in."),
 		container.NewHBox(d.pinBtn),
 	))
+	d.scroll = container.NewVScroll(container.NewVBox(append([]fyne.CanvasObject{
+		widget.NewCard("About this key", "", d.facts), pinCard}, d.newCards()...)...))
 	d.content = container.NewBorder(
-		container.NewVBox(container.NewHBox(backBtn), d.title, d.status), nil, nil, nil,
-		container.NewVScroll(container.NewVBox(widget.NewCard("About this key", "", d.facts), pinCard)),
+		container.NewVBox(container.NewHBox(backBtn), d.title, d.status), nil, nil, nil, d.scroll,
 	)
 	d.show()
 	d.read()
@@ -112,7 +120,7 @@ func (d *keyDetail) show() {
 		if i.RemainingDiscoverableCredentials >= 0 {
 			add("Room for passkeys", fmt.Sprint(i.RemainingDiscoverableCredentials))
 		}
-		if i.HasOption("bioEnroll") || i.Options["uv"] {
+		if hasSensor(i) {
 			add("Fingerprint reader", "yes")
 		}
 	}
@@ -127,6 +135,7 @@ func (d *keyDetail) show() {
 		d.pinBtn.SetText("Set a PIN")
 		d.pinBtn.Enable()
 	}
+	d.showCards()
 }
 
 // unplugged turns the page off when its key goes (UI goroutine).
@@ -137,6 +146,7 @@ func (d *keyDetail) unplugged() {
 	if d.pin != nil {
 		d.pin.keyGone()
 	}
+	d.cardsKeyGone()
 }
 
 // askPIN opens the dialog that sets or changes the PIN.
@@ -147,6 +157,7 @@ func (d *keyDetail) askPIN() {
 	d.pin = newPINDialog(d.s, d.dev, d.info, func(changed bool) {
 		d.pin = nil
 		if changed {
+			d.forgetPIN()
 			d.read()
 		}
 	})

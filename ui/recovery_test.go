@@ -53,9 +53,6 @@ func withRecovery(srv **rptest.Server) harnessOption {
 // testOrigin is the test service's origin (rptest's default).
 const testOrigin = "https://localhost"
 
-// testPIN is the PIN the tests set on keys.
-const testPIN = "123456"
-
 // recovery is the Recovery tab, selected.
 func (h *harness) recovery() *recoveryScreen {
 	h.t.Helper()
