@@ -22,11 +22,12 @@ func withService(srv **rptest.Server) harnessOption {
 		s := rptest.StartServer(h.t, rptest.ServerOptions{})
 		*srv = s
 		d.Service = Service{Name: "Test service", Origin: "https://localhost", DemoUser: "root", DemoCode: s.Code}
+		api, err := rpclient.New(rpclient.Config{BaseURL: s.URL, RetryBackoff: 5 * time.Millisecond})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.api = api
 		d.NewAccount = func(ui enroll.UI) (Account, error) {
-			api, err := rpclient.New(rpclient.Config{BaseURL: s.URL, RetryBackoff: 5 * time.Millisecond})
-			if err != nil {
-				return nil, err
-			}
 			o, err := webauthn.ParseOrigin("https://localhost")
 			if err != nil {
 				return nil, err
@@ -228,4 +229,15 @@ func TestAccountSignInAsksForThePIN(t *testing.T) {
 	})
 	h.touchWhenAsked(k)
 	h.eventually("signed in", func() bool { return a.model.me != nil && a.model.me.Scope == "full" && !a.model.busy })
+}
+
+// withHelpdeskTab gives the window a Helpdesk tab on withService's
+// client, as cmd/keydesk does (after withService).
+func withHelpdeskTab() harnessOption {
+	return func(h *harness, d *Deps) {
+		if h.api == nil {
+			h.t.Fatal("withHelpdeskTab needs withService first")
+		}
+		d.Helpdesk = func() Helpdesk { return h.api }
+	}
 }

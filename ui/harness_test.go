@@ -14,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/keydesk/keydesk/enroll/rpclient"
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/inprocess"
 	"github.com/keydesk/keydesk/platform/softkey"
@@ -107,6 +108,8 @@ type harness struct {
 	usb   *usbPort
 	// virtual is the virtual key, when the harness offers one.
 	virtual *softkey.Signal
+	// api is withService's client, whose session is the Account tab's.
+	api *rpclient.Client
 }
 
 type harnessOption func(*harness, *Deps)

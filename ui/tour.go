@@ -98,6 +98,18 @@ func (s *Shell) Tour(ctx context.Context, dir string, capture func() (image.Imag
 			return err
 		}
 	}
+	if s.helpdesk != nil {
+		var shown bool
+		s.doWait(func() { shown = s.selectTab("Helpdesk") })
+		if shown {
+			if err := wait("the helpdesk tab", func() bool { return true }); err != nil {
+				return err
+			}
+			if err := shot("helpdesk"); err != nil {
+				return err
+			}
+		}
+	}
 	if s.recovery != nil {
 		s.doWait(func() { s.selectTab("Recovery") })
 		if err := wait("the recovery tab", func() bool { return true }); err != nil {
@@ -168,12 +180,13 @@ func (s *Shell) doWait(f func()) {
 	<-done
 }
 
-// selectTab shows the tab called text, if there is one.
-func (s *Shell) selectTab(text string) {
+// selectTab shows the tab called text, and reports whether there is one.
+func (s *Shell) selectTab(text string) bool {
 	for _, it := range s.tabs.Items {
 		if it.Text == text {
 			s.tabs.Select(it)
-			return
+			return true
 		}
 	}
+	return false
 }
