@@ -112,14 +112,7 @@ func setEnabled(b *widget.Button, on bool) {
 }
 
 // setStatus says what happened last; "" hides the line.
-func (c *fingerprintsCard) setStatus(msg string) {
-	c.status.SetText(msg)
-	if msg == "" {
-		c.status.Hide()
-	} else {
-		c.status.Show()
-	}
-}
+func (c *fingerprintsCard) setStatus(msg string) { showText(c.status, msg) }
 
 // read lists the fingerprints, with the PIN.
 func (c *fingerprintsCard) read() {

@@ -255,3 +255,14 @@ func (p *pinAsk) keyGone() {
 	p.problem.Show()
 	p.ok.Disable()
 }
+
+// showText shows msg in l, or hides l for "" (so that an empty line takes
+// no room).
+func showText(l *widget.Label, msg string) {
+	l.SetText(msg)
+	if msg == "" {
+		l.Hide()
+	} else {
+		l.Show()
+	}
+}

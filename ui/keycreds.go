@@ -108,14 +108,7 @@ func (c *credsCard) show() {
 }
 
 // setStatus says what happened last; "" hides the line.
-func (c *credsCard) setStatus(msg string) {
-	c.status.SetText(msg)
-	if msg == "" {
-		c.status.Hide()
-	} else {
-		c.status.Show()
-	}
-}
+func (c *credsCard) setStatus(msg string) { showText(c.status, msg) }
 
 // read lists the passkeys, with the PIN.
 func (c *credsCard) read() {

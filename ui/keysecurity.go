@@ -179,14 +179,7 @@ func equalStrings(a, b []string) bool {
 }
 
 // setStatus says what happened last; "" hides the line.
-func (c *securityCard) setStatus(msg string) {
-	c.status.SetText(msg)
-	if msg == "" {
-		c.status.Hide()
-	} else {
-		c.status.Show()
-	}
-}
+func (c *securityCard) setStatus(msg string) { showText(c.status, msg) }
 
 // run changes a setting with op, then reads the key again; success says
 // ok(), a failure failed followed by why. forget, when it says so after
