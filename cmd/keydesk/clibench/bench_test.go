@@ -22,32 +22,30 @@ import (
 func TestMain(m *testing.M) { os.Exit(softkeytest.Preload(m)) }
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildMu sync.Mutex
+	// builds are the binaries built, by build tags.
+	builds = map[string]string{}
 )
 
-// keydeskBinary builds cmd/keydesk once, as a user would run it.
-func keydeskBinary(b *testing.B) string {
+// keydeskBinary builds cmd/keydesk with tags once, as a user would run
+// it: no tags is the program as shipped (commands and the desktop app),
+// "nogui" the commands alone.
+func keydeskBinary(b *testing.B, tags string) string {
 	b.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kdbin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		_, self, _, _ := runtime.Caller(0)
-		binPath = filepath.Join(dir, "keydesk")
-		out, err := exec.Command("go", "build", "-o", binPath, filepath.Join(filepath.Dir(self), "..")).CombinedOutput()
-		if err != nil {
-			buildErr = err
-			binPath = string(out)
-		}
-	})
-	if buildErr != nil {
-		b.Fatalf("build keydesk: %v\n%s", buildErr, binPath)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := builds[tags]; ok {
+		return bin
 	}
-	return binPath
+	dir := b.TempDir()
+	_, self, _, _ := runtime.Caller(0)
+	bin := filepath.Join(dir, "keydesk")
+	out, err := exec.Command("go", "build", "-tags", tags, "-o", bin, filepath.Join(filepath.Dir(self), "..")).CombinedOutput()
+	if err != nil {
+		b.Fatalf("build keydesk (tags %q): %v\n%s", tags, err, out)
+	}
+	builds[tags] = bin
+	return bin
 }
 
 // run runs a command with stdin, in its own session (so fido2-token reads
@@ -72,7 +70,13 @@ func run(b *testing.B, stdin string, env []string, name string, args ...string) 
 // one's getInfo, is set against fido2-token -L followed by fido2-token -I
 // on the key: the same work.
 func BenchmarkCommandsAgainstFido2Token(b *testing.B) {
-	bin := keydeskBinary(b)
+	for _, v := range []struct{ name, tags string }{{"shipped", ""}, {"nogui", "nogui"}} {
+		b.Run(v.name, func(b *testing.B) { benchCommands(b, keydeskBinary(b, v.tags)) })
+	}
+}
+
+// benchCommands runs each pair for the keydesk at bin.
+func benchCommands(b *testing.B, bin string) {
 	k := softkeytest.Serve(b, softkey.Config{})
 	env := []string{platform.ExtraDevicesEnv + "=" + k.Path, platform.ConfigEnv + "=/nonexistent/config.json"}
 	run(b, "1234\n1234\n", nil, "fido2-token", "-S", k.Path)
