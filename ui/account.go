@@ -40,6 +40,9 @@ type Service struct {
 	// DemoUser and DemoCode are set for the embedded local service: its
 	// account, and an enrollment code while that account has no key.
 	DemoUser, DemoCode string
+	// Notice, if set, is shown on the Account tab from the start, such as
+	// that sessions will not outlive the window (no system keyring).
+	Notice string
 }
 
 // accountModel is what the Account tab knows. Only the UI goroutine
@@ -62,6 +65,7 @@ type accountScreen struct {
 
 	content *fyne.Container
 	status  *widget.Label
+	notice  *widget.Label
 
 	// Signed out.
 	signedOut  *fyne.Container
@@ -129,7 +133,13 @@ func newAccountScreen(s *Shell, acc Account, svc Service) *accountScreen {
 			widget.NewLabelWithStyle("Your keys at "+serviceLabel(svc), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
 		nil, nil, nil, a.list)
 
-	a.content = container.NewBorder(nil, a.status, nil, nil, container.NewStack(a.signedOut))
+	a.notice = widget.NewLabel(svc.Notice)
+	a.notice.Wrapping = fyne.TextWrapWord
+	a.notice.Importance = widget.WarningImportance
+	if svc.Notice == "" {
+		a.notice.Hide()
+	}
+	a.content = container.NewBorder(a.notice, a.status, nil, nil, container.NewStack(a.signedOut))
 	a.show()
 	return a
 }

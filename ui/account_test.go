@@ -241,3 +241,23 @@ func withHelpdeskTab() harnessOption {
 		d.Helpdesk = func() Helpdesk { return h.api }
 	}
 }
+
+// TestAccountShowsTheServicesNotice: a notice about the service (no
+// keyring: sessions end with the window) is on the Account tab from the
+// start; without one, nothing takes its room.
+func TestAccountShowsTheServicesNotice(t *testing.T) {
+	var srv *rptest.Server
+	const notice = "No keyring is available: you will have to sign in again next time Keydesk starts."
+	h := newHarness(t, withService(&srv), func(_ *harness, d *Deps) { d.Service.Notice = notice })
+	h.ui(func() {
+		if a := h.account(); !a.notice.Visible() || a.notice.Text != notice {
+			t.Errorf("notice %q (shown %v)", a.notice.Text, a.notice.Visible())
+		}
+	})
+	h2 := newHarness(t, withService(&srv))
+	h2.ui(func() {
+		if h2.account().notice.Visible() {
+			t.Error("an empty notice is shown")
+		}
+	})
+}

@@ -101,6 +101,10 @@ func runWindow(o windowOptions) error {
 	if err != nil {
 		return fmt.Errorf("profile %s: %w", prof.Name, err)
 	}
+	// Without a keyring the session lives as long as the window: the
+	// Account tab says so.
+	tokens, warning := profile.OpenTokenStore()
+	svc.Notice = warning
 
 	a := app.NewWithID(appID)
 	a.SetIcon(fyne.NewStaticResource("keydesk.png", assets.Icon))
@@ -112,7 +116,7 @@ func runWindow(o windowOptions) error {
 		Service:       svc,
 		Profiles:      set,
 		NewAccount: func(u enroll.UI) (ui.Account, error) {
-			return account(accountCfg, u)
+			return account(accountCfg, tokens, u)
 		},
 		// The helpdesk's calls go with the Account tab's session: the
 		// same client, whose token follows sign-in and sign-out.
@@ -185,15 +189,10 @@ func demoUser() string {
 }
 
 // account is the account at cfg's service, with the person reached
-// through u, its session in the system keyring (or, without one, in
+// through u, its session in tokens (the system keyring, or, without one,
 // memory).
-func account(cfg enroll.Config, u enroll.UI) (ui.Account, error) {
-	cfg.UI = u
-	tokens, warning := profile.OpenTokenStore()
-	if warning != "" {
-		fmt.Fprintln(os.Stderr, "keydesk:", warning)
-	}
-	cfg.Tokens = tokens
+func account(cfg enroll.Config, tokens enroll.TokenStore, u enroll.UI) (ui.Account, error) {
+	cfg.UI, cfg.Tokens = u, tokens
 	return enroll.New(cfg)
 }
 
