@@ -394,6 +394,27 @@ func (s *Service) Me(ctx context.Context) (*api.Me, error) {
 	return me, nil
 }
 
+// RecoveryCodesStatus says how many of the account's recovery codes are
+// left (a full session).
+func (s *Service) RecoveryCodesStatus(ctx context.Context) (*api.RecoveryCodesStatus, error) {
+	st, err := s.cfg.API.RecoveryCodesStatus(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recovery codes: %w", err)
+	}
+	return st, nil
+}
+
+// GenerateRecoveryCodes makes the account's new set of recovery codes,
+// which replaces the old one: to be shown once, never kept. It needs a
+// recent sign-in (rpclient.ErrStepUpRequired).
+func (s *Service) GenerateRecoveryCodes(ctx context.Context) (*api.RecoveryCodes, error) {
+	codes, err := s.cfg.API.GenerateRecoveryCodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("new recovery codes: %w", err)
+	}
+	return codes, nil
+}
+
 // SignOut ends the session at the service and forgets its token, even
 // when the service cannot be reached (the token is forgotten anyway).
 func (s *Service) SignOut(ctx context.Context) error {

@@ -31,6 +31,8 @@ type Account interface {
 	Enroll(ctx context.Context, key platform.Authenticator, nickname string) (*api.Key, error)
 	Rename(ctx context.Context, id, nickname string) (*api.Key, error)
 	RevokeLost(ctx context.Context, id, reason string, withKey platform.Authenticator) (*api.Key, error)
+	RecoveryCodesStatus(ctx context.Context) (*api.RecoveryCodesStatus, error)
+	GenerateRecoveryCodes(ctx context.Context) (*api.RecoveryCodes, error)
 }
 
 // Service says where the account is.
@@ -82,6 +84,7 @@ type accountScreen struct {
 	scopeNote *widget.Label
 	list      *widget.List
 	enrollBtn *widget.Button
+	codesBtn  *widget.Button
 
 	// The dialogs last shown, for the tests: the enrollment wizard,
 	// renaming and revoking.
@@ -90,6 +93,8 @@ type accountScreen struct {
 	renameEntry  *widget.Entry
 	revokeDlg    *dialog.ConfirmDialog
 	revokeReason *widget.Select
+	codes        *codesDialog
+	codesConfirm *dialog.ConfirmDialog
 }
 
 func newAccountScreen(s *Shell, acc Account, svc Service) *accountScreen {
@@ -126,10 +131,11 @@ func newAccountScreen(s *Shell, acc Account, svc Service) *accountScreen {
 	a.enrollBtn = widget.NewButtonWithIcon("Enroll a key", theme.ContentAddIcon(), a.openEnroll)
 	a.enrollBtn.Importance = widget.HighImportance
 	signOut := widget.NewButtonWithIcon("Sign out", theme.LogoutIcon(), a.signOut)
+	a.codesBtn = widget.NewButtonWithIcon("Recovery codes…", theme.DocumentIcon(), a.openCodes)
 	refresh := widget.NewButtonWithIcon("Refresh", theme.ViewRefreshIcon(), a.reload)
 	a.list = widget.NewList(func() int { return len(a.model.keys) }, a.newKeyRow, a.updateKeyRow)
 	a.signedIn = container.NewBorder(
-		container.NewVBox(a.who, a.scopeNote, container.NewHBox(a.enrollBtn, refresh, signOut),
+		container.NewVBox(a.who, a.scopeNote, container.NewHBox(a.enrollBtn, a.codesBtn, refresh, signOut),
 			widget.NewLabelWithStyle("Your keys at "+serviceLabel(svc), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
 		nil, nil, nil, a.list)
 
@@ -176,6 +182,12 @@ func (a *accountScreen) show() {
 			a.scopeNote.SetText(fmt.Sprintf("The session ends at %s.", me.ExpiresAt.Local().Format("15:04")))
 		}
 		stack.Objects = []fyne.CanvasObject{a.signedIn}
+		// Recovery codes belong to a full session.
+		if me.Scope == "full" {
+			a.codesBtn.Show()
+		} else {
+			a.codesBtn.Hide()
+		}
 	}
 	busy := a.model.busy
 	for _, b := range []*widget.Button{a.signInKey, a.signInCode, a.enrollBtn} {

@@ -149,7 +149,7 @@ func (w *enrollWizard) done(k *api.Key) {
 	}
 	text += "."
 	if k.RecoveryCodesAdvised {
-		text += " Next, create recovery codes (Recovery tab): they let you back in if you lose your keys."
+		text += " Next, make recovery codes (Account > Recovery codes…): they let you back in if you lose your keys."
 	}
 	registerOnly := w.a.model.me != nil && w.a.model.me.Scope != "full"
 	if registerOnly {
