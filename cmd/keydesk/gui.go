@@ -63,15 +63,6 @@ func runWindow(o windowOptions) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	seal, err := local.LoadSecret(filepath.Join(dir, virtualKeySeal))
-	if err != nil {
-		return fmt.Errorf("virtual key: %w", err)
-	}
-	touch := softkey.NewSignal(30 * time.Second)
-	engine, err := softkey.New(softkey.Config{StatePath: filepath.Join(dir, virtualKeyState), StateKey: seal[:32], Presence: touch})
-	if err != nil {
-		return fmt.Errorf("virtual key: %w", err)
-	}
 	extra, err := platform.ExtraDevices()
 	if err != nil {
 		return err
@@ -80,7 +71,14 @@ func runWindow(o windowOptions) error {
 	if o.wrapKeys != nil {
 		hardware = o.wrapKeys(hardware)
 	}
-	keys := inprocess.WithFallback(hardware, inprocess.New(engine))
+	// A virtual key that cannot be opened (its files damaged) leaves the
+	// window with hardware keys only: the window still opens.
+	keys, touchVirtual := hardware, func() {}
+	if engine, touch, err := virtualKey(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "keydesk: the virtual key is not available:", err)
+	} else {
+		keys, touchVirtual = inprocess.WithFallback(hardware, inprocess.New(engine)), func() { touch.Touch() }
+	}
 
 	// The profiles file is the keydesk profiles command's; a broken one
 	// leaves Settings without it, and the window on the demo service.
@@ -111,7 +109,7 @@ func runWindow(o windowOptions) error {
 	s := ui.New(a, ui.Deps{
 		Keys:          keys,
 		WatchInterval: o.watchInterval,
-		TouchVirtual:  func() { touch.Touch() },
+		TouchVirtual:  touchVirtual,
 		Versions:      versions(a.Metadata().Version),
 		Service:       svc,
 		Profiles:      set,
@@ -136,6 +134,20 @@ func runWindow(o windowOptions) error {
 	s.Window().ShowAndRun()
 	s.Close()
 	return nil
+}
+
+// virtualKey opens the virtual key kept in dir, and its touch.
+func virtualKey(dir string) (*softkey.Authenticator, *softkey.Signal, error) {
+	seal, err := local.LoadSecret(filepath.Join(dir, virtualKeySeal))
+	if err != nil {
+		return nil, nil, err
+	}
+	touch := softkey.NewSignal(30 * time.Second)
+	engine, err := softkey.New(softkey.Config{StatePath: filepath.Join(dir, virtualKeyState), StateKey: seal[:32], Presence: touch})
+	if err != nil {
+		return nil, nil, err
+	}
+	return engine, touch, nil
 }
 
 // demoProfile names the embedded service's profile (and its session's
