@@ -89,44 +89,19 @@ func runWindow(o windowOptions) error {
 			set = nil
 		}
 	}
-	svc, prof, stop, err := service(dir, set)
-	if err != nil {
-		return err
+	deps := ui.Deps{Keys: keys, WatchInterval: o.watchInterval, TouchVirtual: touchVirtual, Profiles: set}
+	// Without a service the keys still work: the Account tab says why.
+	if stop, err := withService(&deps, dir, set); err != nil {
+		fmt.Fprintln(os.Stderr, "keydesk:", err)
+		deps.NewAccount = func(enroll.UI) (ui.Account, error) { return nil, err }
+	} else {
+		defer stop()
 	}
-	defer stop()
-
-	accountCfg, err := enrollConfig(prof, enroll.UI{})
-	if err != nil {
-		return fmt.Errorf("profile %s: %w", prof.Name, err)
-	}
-	// Without a keyring the session lives as long as the window: the
-	// Account tab says so.
-	tokens, warning := profile.OpenTokenStore()
-	svc.Notice = warning
 
 	a := app.NewWithID(appID)
 	a.SetIcon(fyne.NewStaticResource("keydesk.png", assets.Icon))
-	s := ui.New(a, ui.Deps{
-		Keys:          keys,
-		WatchInterval: o.watchInterval,
-		TouchVirtual:  touchVirtual,
-		Versions:      versions(a.Metadata().Version),
-		Service:       svc,
-		Profiles:      set,
-		NewAccount: func(u enroll.UI) (ui.Account, error) {
-			return account(accountCfg, tokens, u)
-		},
-		// The helpdesk's calls go with the Account tab's session: the
-		// same client, whose token follows sign-in and sign-out.
-		Helpdesk: func() ui.Helpdesk { return accountCfg.API },
-		NewRecoverer: func(u enroll.UI) (ui.Recoverer, error) {
-			cfg, err := enrollConfig(prof, u)
-			if err != nil {
-				return nil, err
-			}
-			return ui.NewRecoverer(cfg.API, cfg), nil
-		},
-	})
+	deps.Versions = versions(a.Metadata().Version)
+	s := ui.New(a, deps)
 	if o.onStarted != nil {
 		a.Lifecycle().SetOnStarted(func() { o.onStarted(a, s) })
 	}
@@ -134,6 +109,37 @@ func runWindow(o windowOptions) error {
 	s.Window().ShowAndRun()
 	s.Close()
 	return nil
+}
+
+// withService fills in d's account, recovery and helpdesk for the
+// service in use (see service); stop stops what was started.
+func withService(d *ui.Deps, dir string, set *profile.Set) (stop func(), err error) {
+	svc, prof, stop, err := service(dir, set)
+	if err != nil {
+		return nil, err
+	}
+	accountCfg, err := enrollConfig(prof, enroll.UI{})
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("profile %s: %w", prof.Name, err)
+	}
+	// Without a keyring the session lives as long as the window: the
+	// Account tab says so.
+	tokens, warning := profile.OpenTokenStore()
+	svc.Notice = warning
+	d.Service = svc
+	d.NewAccount = func(u enroll.UI) (ui.Account, error) { return account(accountCfg, tokens, u) }
+	// The helpdesk's calls go with the Account tab's session: the same
+	// client, whose token follows sign-in and sign-out.
+	d.Helpdesk = func() ui.Helpdesk { return accountCfg.API }
+	d.NewRecoverer = func(u enroll.UI) (ui.Recoverer, error) {
+		cfg, err := enrollConfig(prof, u)
+		if err != nil {
+			return nil, err
+		}
+		return ui.NewRecoverer(cfg.API, cfg), nil
+	}
+	return stop, nil
 }
 
 // virtualKey opens the virtual key kept in dir, and its touch.
