@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -54,8 +55,16 @@ type windowOptions struct {
 	onStarted func(fyne.App, *ui.Shell)
 }
 
+// errNoDisplay is keydesk with no command where there is no display (over
+// SSH, in a container): GLFW would panic.
+var errNoDisplay = errors.New("there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); " +
+	"the commands work without one: keydesk help lists them")
+
 // runWindow runs the app until its window closes.
 func runWindow(o windowOptions) error {
+	if runtime.GOOS != "darwin" && runtime.GOOS != "windows" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return errNoDisplay
+	}
 	dir, err := local.DataDir()
 	if err != nil {
 		return fmt.Errorf("data directory: %w", err)

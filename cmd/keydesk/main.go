@@ -11,6 +11,7 @@ import (
 	"os/signal"
 
 	"github.com/keydesk/keydesk/cmd/keydesk/cli"
+	_ "github.com/keydesk/keydesk/cmd/keydesk/internal/posixlocale" // before Fyne initializes
 )
 
 func main() {
