@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -21,19 +22,24 @@ func withService(srv **rptest.Server) harnessOption {
 	return func(h *harness, d *Deps) {
 		s := rptest.StartServer(h.t, rptest.ServerOptions{})
 		*srv = s
-		d.Service = Service{Name: "Test service", Origin: "https://localhost", DemoUser: "root", DemoCode: s.Code}
-		api, err := rpclient.New(rpclient.Config{BaseURL: s.URL, RetryBackoff: 5 * time.Millisecond})
+		withServiceAt(h, d, s)
+	}
+}
+
+// withServiceAt is withService on a server the test started.
+func withServiceAt(h *harness, d *Deps, s *rptest.Server) {
+	d.Service = Service{Name: "Test service", Origin: "https://localhost", DemoUser: "root", DemoCode: s.Code}
+	api, err := rpclient.New(rpclient.Config{BaseURL: s.URL, RetryBackoff: 5 * time.Millisecond})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.api = api
+	d.NewAccount = func(ui enroll.UI) (Account, error) {
+		o, err := webauthn.ParseOrigin("https://localhost")
 		if err != nil {
-			h.t.Fatal(err)
+			return nil, err
 		}
-		h.api = api
-		d.NewAccount = func(ui enroll.UI) (Account, error) {
-			o, err := webauthn.ParseOrigin("https://localhost")
-			if err != nil {
-				return nil, err
-			}
-			return enroll.New(enroll.Config{Profile: "test", Origin: o, RPID: "localhost", API: api, Tokens: &profile.Memory{}, UI: ui})
-		}
+		return enroll.New(enroll.Config{Profile: "test", Origin: o, RPID: "localhost", API: api, Tokens: &profile.Memory{}, UI: ui})
 	}
 }
 
@@ -259,5 +265,37 @@ func TestAccountShowsTheServicesNotice(t *testing.T) {
 		if h2.account().notice.Visible() {
 			t.Error("an empty notice is shown")
 		}
+	})
+}
+
+// TestTouchSheetGoesAtTheTouch: with a slow service, the touch sheet goes
+// as soon as the key is touched, while the flow still waits for the
+// service, not when the service answers.
+func TestTouchSheetGoesAtTheTouch(t *testing.T) {
+	release := make(chan struct{})
+	slow := func(h *harness, d *Deps) {
+		s := rptest.StartServer(h.t, rptest.ServerOptions{Wrap: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/registration/finish") {
+					<-release
+				}
+				next.ServeHTTP(w, r)
+			})
+		}})
+		withServiceAt(h, d, s)
+	}
+	h := newHarness(t, slow)
+	defer close(release)
+	k := newTestKey(t, 1)
+	h.usb.plug(k)
+	h.eventually("the key read", func() bool { return len(h.rows()) == 1 && h.keys().model.entries[0].info != nil })
+	a := h.account()
+	h.ui(func() { test.Tap(a.demoBtn) })
+	h.eventually("the wizard", func() bool { return a.enroll != nil && !a.model.busy })
+	h.ui(func() { test.Tap(a.enroll.enrollBtn) })
+	h.eventually("the touch sheet", func() bool { return h.shell.touch.visible() })
+	h.eventually("key touched", func() bool { return k.signal.Touch() > 0 })
+	h.eventually("the sheet gone while the service is still asked", func() bool {
+		return !h.shell.touch.visible() && a.enroll.busy
 	})
 }

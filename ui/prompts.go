@@ -21,6 +21,7 @@ func (s *Shell) enrollUI() enroll.UI {
 	return enroll.UI{
 		Event: func(ev enroll.Event) {
 			s.do(func() {
+				s.touchDoneAfter(ev)
 				if s.account != nil {
 					s.account.setStatus(ev.Message)
 				}
@@ -28,6 +29,17 @@ func (s *Shell) enrollUI() enroll.UI {
 		},
 		PIN:           s.askKeyPIN,
 		ChooseAccount: s.chooseAccount,
+	}
+}
+
+// touchDoneAfter takes the touch sheet down once a flow has moved past the
+// key (it is talking to the service again, or done), so that the sheet
+// goes when the key is touched, not when the service answers (UI
+// goroutine). A later touch puts it up again.
+func (s *Shell) touchDoneAfter(ev enroll.Event) {
+	switch ev.Kind {
+	case enroll.EventContacting, enroll.EventDone:
+		s.touch.hide()
 	}
 }
 

@@ -146,6 +146,7 @@ func (s *Shell) recoveryEnrollUI() enroll.UI {
 	u := s.enrollUI()
 	u.Event = func(ev enroll.Event) {
 		s.do(func() {
+			s.touchDoneAfter(ev)
 			if s.recovery != nil {
 				s.recovery.setStatus(ev.Message)
 			}
