@@ -83,14 +83,22 @@ func TestKeyboardSetsAPIN(t *testing.T) {
 // Tab from the tab's start.
 func TestKeyboardReachesEveryTab(t *testing.T) {
 	var srv *rptest.Server
-	h := newHarness(t, withService(&srv), withProfiles(filepath.Join(t.TempDir(), "profiles.json")))
+	h := newHarness(t, withService(&srv), withRecovery(&srv), withProfiles(filepath.Join(t.TempDir(), "profiles.json")))
 	h.ui(func() {
 		a := h.account()
-		h.shell.tabs.SelectIndex(1)
+		h.shell.selectTab("Account")
 		h.tabTo(a.demoBtn)
 		h.tabTo(a.signInKey)
 		h.tabTo(a.signInCode)
-		h.shell.tabs.SelectIndex(2)
+		r := h.shell.recovery
+		h.shell.selectTab("Recovery")
+		h.tabTo(r.user)
+		h.tabTo(r.phoneBtn)
+		h.tabTo(r.code)
+		h.tabTo(r.codeBtn)
+		h.tabTo(r.grant)
+		h.tabTo(r.grantBtn)
+		h.shell.selectTab("Settings")
 		h.tabTo(h.shell.settings.profiles.name)
 		h.tabTo(h.shell.settings.profiles.add)
 	})
