@@ -236,7 +236,7 @@ func newKeyRow(k *keysScreen, i int) *keyRow {
 func (r *keyRow) show(e keyEntry, identified string) {
 	title := e.title()
 	if e.dev.Path == identified {
-		title += "  ← the key you touched"
+		title += "  (the key you touched)"
 	}
 	r.title.SetText(title)
 	r.detail.SetText(e.detail())
