@@ -111,10 +111,10 @@ package: deps ## a Linux desktop package (build/Keydesk.tar.xz: program, .deskto
 	@echo "$(BUILD_DIR)/Keydesk.tar.xz: unpack it and run 'sudo make install' inside"
 
 screenshots: deps ## the real window under Xvfb, through its main screens, as PNGs in docs/screenshots/
-	GO=$(GO) sh scripts/gui-tour.sh screenshots docs/screenshots
+	GO=$(GO) sh cmd/keydesk/gui-tour.sh screenshots docs/screenshots
 
 bench-gui: deps ## the window's first frame and memory under Xvfb (idle, and after CYCLES=100 plug/unplug cycles)
-	GO=$(GO) sh scripts/gui-tour.sh measure
+	GO=$(GO) sh cmd/keydesk/gui-tour.sh measure
 
 fuzz: export KEYDESK_VHID_SO := $(if $(VHID_TARGET),$(CURDIR)/$(VHID_SO))
 fuzz: vhid ## run every Fuzz* target for FUZZTIME each (default 60s)

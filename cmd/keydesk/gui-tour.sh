@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs the real Keydesk window under Xvfb on a throwaway data directory:
-#   scripts/gui-tour.sh screenshots DIR   walks the main screens, saving PNGs in DIR
-#   scripts/gui-tour.sh measure           prints the first frame's time and the memory
+#   cmd/keydesk/gui-tour.sh screenshots DIR   walks the main screens, saving PNGs in DIR
+#   cmd/keydesk/gui-tour.sh measure           prints the first frame's time and the memory
 # The pictures are the X server's own screen (Xvfb -fbdir): OpenGL read-back
 # is blank under Xvfb.
 set -eu
