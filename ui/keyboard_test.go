@@ -103,3 +103,28 @@ func TestKeyboardReachesEveryTab(t *testing.T) {
 		h.tabTo(h.shell.settings.profiles.add)
 	})
 }
+
+// TestKeyboardReachesTheHelpdesk: a helpdesk member reaches the search,
+// a user's page and its actions with Tab alone, and opens a user with the
+// keyboard.
+func TestKeyboardReachesTheHelpdesk(t *testing.T) {
+	h, env := newHelpdeskHarness(t)
+	h.signInAs(env, "hd1")
+	hd := h.openHelpdesk()
+	h.ui(func() {
+		h.tabTo(hd.query)
+		test.Type(hd.query, "alice")
+		h.tabTo(hd.searchBtn)
+		h.press(fyne.KeySpace)
+	})
+	h.eventually("results", func() bool { return !hd.model.busy && hd.model.searched && len(hd.rows) > 0 })
+	h.ui(func() {
+		h.tabTo(hd.rows[0].open)
+		h.press(fyne.KeySpace)
+	})
+	h.eventually("alice's page", func() bool { return hd.model.user != nil && !hd.model.busy })
+	h.ui(func() {
+		h.tabTo(hd.enrollBtn)
+		h.tabTo(hd.recoveryBtn)
+	})
+}
