@@ -99,8 +99,7 @@ type accountScreen struct {
 
 func newAccountScreen(s *Shell, acc Account, svc Service) *accountScreen {
 	a := &accountScreen{s: s, acc: acc, svc: svc}
-	a.status = widget.NewLabel("")
-	a.status.Wrapping = fyne.TextWrapWord
+	a.status = wrapped("")
 
 	a.user = widget.NewEntry()
 	a.user.SetPlaceHolder("User name (optional with a key that knows your account)")
@@ -126,8 +125,7 @@ func newAccountScreen(s *Shell, acc Account, svc Service) *accountScreen {
 	)
 
 	a.who = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	a.scopeNote = widget.NewLabel("")
-	a.scopeNote.Wrapping = fyne.TextWrapWord
+	a.scopeNote = wrapped("")
 	a.enrollBtn = widget.NewButtonWithIcon("Enroll a key", theme.ContentAddIcon(), a.openEnroll)
 	a.enrollBtn.Importance = widget.HighImportance
 	signOut := widget.NewButtonWithIcon("Sign out", theme.LogoutIcon(), a.signOut)
@@ -139,8 +137,7 @@ func newAccountScreen(s *Shell, acc Account, svc Service) *accountScreen {
 			widget.NewLabelWithStyle("Your keys at "+serviceLabel(svc), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
 		nil, nil, nil, a.list)
 
-	a.notice = widget.NewLabel(svc.Notice)
-	a.notice.Wrapping = fyne.TextWrapWord
+	a.notice = wrapped(svc.Notice)
 	a.notice.Importance = widget.WarningImportance
 	if svc.Notice == "" {
 		a.notice.Hide()
@@ -432,8 +429,7 @@ func (a *accountScreen) askRevoke(k enroll.Key) {
 	reasons := []string{"lost", "stolen", "broken", "no longer used"}
 	reason := widget.NewSelect(reasons, nil)
 	reason.SetSelected("lost")
-	msg := widget.NewLabel(fmt.Sprintf("%q will no longer sign in to %s. This cannot be undone.", k.Nickname, serviceLabel(a.svc)))
-	msg.Wrapping = fyne.TextWrapWord
+	msg := wrapped(fmt.Sprintf("%q will no longer sign in to %s. This cannot be undone.", k.Nickname, serviceLabel(a.svc)))
 	a.revokeReason = reason
 	a.revokeDlg = dialog.NewCustomConfirm("Revoke "+k.Nickname+"?", "Revoke", "Cancel",
 		container.NewVBox(msg, widget.NewForm(widget.NewFormItem("Why", reason))), func(ok bool) {

@@ -54,8 +54,7 @@ func (a *accountScreen) openEnroll() {
 			w.nickname.SetText(n)
 		}
 	}
-	w.problem = widget.NewLabel("")
-	w.problem.Wrapping = fyne.TextWrapWord
+	w.problem = wrapped("")
 	w.problem.Importance = widget.DangerImportance
 	w.problem.Hide()
 	if len(w.devs) == 0 {
@@ -75,8 +74,7 @@ func (a *accountScreen) openEnroll() {
 		widget.NewFormItem("Key", w.keySel),
 		widget.NewFormItem("Name", w.nickname),
 	), w.problem)
-	w.doneText = widget.NewLabel("")
-	w.doneText.Wrapping = fyne.TextWrapWord
+	w.doneText = wrapped("")
 	w.signIn = widget.NewButton("Sign in with it", func() {
 		w.finish()
 		a.signInWithKey()

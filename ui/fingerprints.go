@@ -44,13 +44,11 @@ type fingerprintsCard struct {
 
 func newFingerprintsCard(d *keyDetail) *fingerprintsCard {
 	c := &fingerprintsCard{d: d}
-	c.intro = widget.NewLabel("")
-	c.intro.Wrapping = fyne.TextWrapWord
+	c.intro = wrapped("")
 	c.load = widget.NewButtonWithIcon("Show the fingerprints", theme.VisibilityIcon(), c.read)
 	c.add = widget.NewButtonWithIcon("Add a fingerprint", theme.ContentAddIcon(), c.openEnroll)
 	c.setPIN = widget.NewButtonWithIcon("Set a PIN", theme.AccountIcon(), d.askPIN)
-	c.status = widget.NewLabel("")
-	c.status.Wrapping = fyne.TextWrapWord
+	c.status = wrapped("")
 	c.status.Hide()
 	c.list = container.NewVBox()
 	c.card = widget.NewCard("Fingerprints", "", container.NewVBox(
@@ -227,8 +225,7 @@ func (c *fingerprintsCard) askDelete(fp platform.Fingerprint, name string) {
 	if !c.d.usable() {
 		return
 	}
-	msg := widget.NewLabel(fmt.Sprintf("%q will be deleted from the key: that finger will no longer unlock it. You can enroll it again later.", name))
-	msg.Wrapping = fyne.TextWrapWord
+	msg := wrapped(fmt.Sprintf("%q will be deleted from the key: that finger will no longer unlock it. You can enroll it again later.", name))
 	c.confirm = dialog.NewCustomConfirm("Delete this fingerprint?", "Delete", "Cancel", msg, func(ok bool) {
 		c.confirm = nil
 		if !ok {
@@ -280,8 +277,7 @@ func (c *fingerprintsCard) openEnroll() {
 	e.name = widget.NewEntry()
 	e.name.SetPlaceHolder("A name, such as \"right thumb\" (optional)")
 	e.name.OnSubmitted = func(string) { e.begin() }
-	e.help = widget.NewLabel("The key asks you to touch its sensor several times. Lift your finger between touches, and place it a little differently each time.")
-	e.help.Wrapping = fyne.TextWrapWord
+	e.help = wrapped("The key asks you to touch its sensor several times. Lift your finger between touches, and place it a little differently each time.")
 	e.sample = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	e.sample.Hide()
 	e.progress = widget.NewProgressBar()
@@ -292,8 +288,7 @@ func (c *fingerprintsCard) openEnroll() {
 		return fmt.Sprintf("%d of %d samples", e.taken, e.total)
 	}
 	e.progress.Hide()
-	e.problem = widget.NewLabel("")
-	e.problem.Wrapping = fyne.TextWrapWord
+	e.problem = wrapped("")
 	e.problem.Importance = widget.DangerImportance
 	e.problem.Hide()
 	e.start = widget.NewButton("Start", e.begin)

@@ -127,23 +127,20 @@ type helpdeskScreen struct {
 
 func newHelpdeskScreen(s *Shell) *helpdeskScreen {
 	hd := &helpdeskScreen{s: s, now: time.Now, loc: time.Local}
-	hd.status = widget.NewLabel("")
-	hd.status.Wrapping = fyne.TextWrapWord
+	hd.status = wrapped("")
 
 	hd.query = widget.NewEntry()
 	hd.query.SetPlaceHolder("Part of a user name or display name (empty: everyone)")
 	hd.query.OnSubmitted = func(string) { hd.search() }
 	hd.searchBtn = widget.NewButtonWithIcon("Search", theme.SearchIcon(), hd.search)
 	hd.searchBtn.Importance = widget.HighImportance
-	hd.resultsNote = widget.NewLabel("Find the caller by their user name or display name, then open their page.")
-	hd.resultsNote.Wrapping = fyne.TextWrapWord
+	hd.resultsNote = wrapped("Find the caller by their user name or display name, then open their page.")
 	hd.resultsBox = container.NewVBox()
 	hd.approveID = widget.NewEntry()
 	hd.approveID.SetPlaceHolder("Request ID your colleague reads to you")
 	hd.approveID.OnSubmitted = func(string) { hd.approve() }
 	hd.approveBtn = widget.NewButtonWithIcon("Approve", theme.ConfirmIcon(), hd.approve)
-	hd.approveResult = widget.NewLabel("")
-	hd.approveResult.Wrapping = fyne.TextWrapWord
+	hd.approveResult = wrapped("")
 	hd.approveResult.Hide()
 	hd.approveBox = container.NewVBox(container.NewBorder(nil, nil, nil, hd.approveBtn, hd.approveID), hd.approveResult)
 	approveCard := widget.NewCard("", "Approve a colleague's recovery code", hd.approveBox)
@@ -155,10 +152,8 @@ func newHelpdeskScreen(s *Shell) *helpdeskScreen {
 		approveCard, nil, nil, container.NewVScroll(hd.resultsBox))
 
 	hd.title = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	hd.facts = widget.NewLabel("")
-	hd.facts.Wrapping = fyne.TextWrapWord
-	hd.limits = widget.NewLabel("")
-	hd.limits.Wrapping = fyne.TextWrapWord
+	hd.facts = wrapped("")
+	hd.limits = wrapped("")
 	hd.limits.Importance = widget.WarningImportance
 	hd.limits.Hide()
 	back := widget.NewButtonWithIcon("Search", theme.NavigateBackIcon(), hd.back)
@@ -566,8 +561,7 @@ func (hd *helpdeskScreen) showUser() {
 	hd.keysBox.RemoveAll()
 	hd.keyRows = nil
 	if len(hd.model.keys) == 0 {
-		l := widget.NewLabel(fmt.Sprintf("%s has no key, so cannot sign in. Give them an enrollment code to enroll one.", u.Name))
-		l.Wrapping = fyne.TextWrapWord
+		l := wrapped(fmt.Sprintf("%s has no key, so cannot sign in. Give them an enrollment code to enroll one.", u.Name))
 		hd.keysBox.Add(l)
 	}
 	usable := 0
@@ -577,8 +571,7 @@ func (hd *helpdeskScreen) showUser() {
 		}
 	}
 	if len(hd.model.keys) > 0 && usable == 0 {
-		l := widget.NewLabel(fmt.Sprintf("Every key of %s is revoked: they cannot sign in. Give them an enrollment or recovery code.", u.Name))
-		l.Wrapping = fyne.TextWrapWord
+		l := wrapped(fmt.Sprintf("Every key of %s is revoked: they cannot sign in. Give them an enrollment or recovery code.", u.Name))
 		l.Importance = widget.WarningImportance
 		hd.keysBox.Add(l)
 	}
@@ -594,8 +587,7 @@ func (hd *helpdeskScreen) showUser() {
 	}
 	for _, e := range hd.model.events {
 		when := widget.NewLabel(hd.eventTime(e.Time))
-		what := widget.NewLabel(hd.eventSentence(e))
-		what.Wrapping = fyne.TextWrapWord
+		what := wrapped(hd.eventSentence(e))
 		hd.eventsBox.Add(container.NewBorder(nil, nil, when, nil, what))
 	}
 	// What the page holds changed size: lay it out again.
@@ -842,8 +834,7 @@ func (hd *helpdeskScreen) askEnrollment() {
 	hd.usesSel = widget.NewSelect(uses, nil)
 	hd.usesSel.SetSelected("Once")
 	ttlSel, usesSel := hd.ttlSel, hd.usesSel
-	intro := widget.NewLabel(fmt.Sprintf("%s types the code in Keydesk to enroll a key: for a first key, or after losing all of them.", userTitle(*u)))
-	intro.Wrapping = fyne.TextWrapWord
+	intro := wrapped(fmt.Sprintf("%s types the code in Keydesk to enroll a key: for a first key, or after losing all of them.", userTitle(*u)))
 	hd.enrollDlg = dialog.NewCustomConfirm("Enrollment code for "+u.Name, "Give the code", "Cancel", container.NewVBox(intro, widget.NewForm(
 		widget.NewFormItem("Valid for", ttlSel),
 		widget.NewFormItem("Can be used", usesSel),
@@ -975,12 +966,10 @@ func (hd *helpdeskScreen) openRecovery(u api.User, cl *api.RecoveryChecklist) {
 	r.note.Wrapping = fyne.TextWrapWord
 	box.Add(r.note)
 	if cl.FourEyes {
-		l := widget.NewLabel("A second helpdesk member must approve the code before it works (four eyes).")
-		l.Wrapping = fyne.TextWrapWord
+		l := wrapped("A second helpdesk member must approve the code before it works (four eyes).")
 		box.Add(l)
 	}
-	r.problem = widget.NewLabel("")
-	r.problem.Wrapping = fyne.TextWrapWord
+	r.problem = wrapped("")
 	r.problem.Importance = widget.DangerImportance
 	r.problem.Hide()
 	box.Add(r.problem)
@@ -1111,18 +1100,15 @@ func (hd *helpdeskScreen) showCode(c codeShown) {
 	d := &codeDialog{grantID: c.pendingID}
 	d.code = widget.NewLabelWithStyle(c.code, fyne.TextAlignCenter, fyne.TextStyle{Monospace: true, Bold: true})
 	d.code.SizeName = theme.SizeNameSubHeadingText
-	d.what = widget.NewLabel(c.what + " Keydesk shows the code only now: if it is lost, give a new one.")
-	d.what.Wrapping = fyne.TextWrapWord
-	d.expiry = widget.NewLabel(c.expiry)
-	d.expiry.Wrapping = fyne.TextWrapWord
+	d.what = wrapped(c.what + " Keydesk shows the code only now: if it is lost, give a new one.")
+	d.expiry = wrapped(c.expiry)
 	d.copied = widget.NewLabel("")
 	d.copied.Hide()
 	d.copy = widget.NewButtonWithIcon("Copy the code", theme.ContentCopyIcon(), func() {
 		hd.s.app.Clipboard().SetContent(d.code.Text)
 		d.say("The code is on the clipboard.")
 	})
-	d.pending = widget.NewLabel("")
-	d.pending.Wrapping = fyne.TextWrapWord
+	d.pending = wrapped("")
 	d.pending.Importance = widget.WarningImportance
 	d.copyID = widget.NewButtonWithIcon("Copy the request ID", theme.ContentCopyIcon(), func() {
 		hd.s.app.Clipboard().SetContent(d.grantID)

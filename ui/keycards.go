@@ -210,10 +210,8 @@ func newPINAsk(d *keyDetail, what string, retries int, reply func(pin string, ok
 	case d.info != nil && d.info.PINRetries >= 0 && d.info.PINRetries <= 3:
 		msg += fmt.Sprintf(" Only %d tries are left before the key locks.", d.info.PINRetries)
 	}
-	p.text = widget.NewLabel(msg)
-	p.text.Wrapping = fyne.TextWrapWord
-	p.problem = widget.NewLabel("")
-	p.problem.Wrapping = fyne.TextWrapWord
+	p.text = wrapped(msg)
+	p.problem = wrapped("")
 	p.problem.Importance = widget.DangerImportance
 	p.problem.Hide()
 	p.entry = widget.NewPasswordEntry()
@@ -265,4 +263,12 @@ func showText(l *widget.Label, msg string) {
 	} else {
 		l.Show()
 	}
+}
+
+// wrapped is a label whose text wraps at word boundaries, as every
+// sentence on Keydesk's screens does.
+func wrapped(text string) *widget.Label {
+	l := widget.NewLabel(text)
+	l.Wrapping = fyne.TextWrapWord
+	return l
 }

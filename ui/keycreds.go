@@ -43,12 +43,10 @@ type credsCard struct {
 
 func newCredsCard(d *keyDetail) *credsCard {
 	c := &credsCard{d: d}
-	c.intro = widget.NewLabel("")
-	c.intro.Wrapping = fyne.TextWrapWord
+	c.intro = wrapped("")
 	c.load = widget.NewButtonWithIcon("Show the passkeys", theme.VisibilityIcon(), c.read)
 	c.setPIN = widget.NewButtonWithIcon("Set a PIN", theme.AccountIcon(), d.askPIN)
-	c.status = widget.NewLabel("")
-	c.status.Wrapping = fyne.TextWrapWord
+	c.status = wrapped("")
 	c.status.Hide()
 	c.list = container.NewVBox()
 	c.card = widget.NewCard("Passkeys on this key", "", container.NewVBox(

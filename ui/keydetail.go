@@ -40,8 +40,7 @@ func newKeyDetail(s *Shell, e keyEntry, back func()) *keyDetail {
 	d := &keyDetail{s: s, dev: e.dev, info: e.info}
 	d.title = widget.NewLabelWithStyle(e.title(), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	d.facts = widget.NewForm()
-	d.status = widget.NewLabel("")
-	d.status.Wrapping = fyne.TextWrapWord
+	d.status = wrapped("")
 	d.pinBtn = widget.NewButtonWithIcon("Set a PIN", theme.AccountIcon(), d.askPIN)
 	backBtn := widget.NewButtonWithIcon("All keys", theme.NavigateBackIcon(), func() {
 		d.closePage()
@@ -95,8 +94,7 @@ func (d *keyDetail) read() {
 func (d *keyDetail) show() {
 	d.facts.Items = nil
 	add := func(label, value string) {
-		v := widget.NewLabel(value)
-		v.Wrapping = fyne.TextWrapWord
+		v := wrapped(value)
 		d.facts.Append(label, v)
 	}
 	add("Connected by", transportName(d.dev.Transport))

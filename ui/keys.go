@@ -152,10 +152,8 @@ type keysScreen struct {
 
 func newKeysScreen(s *Shell) *keysScreen {
 	k := &keysScreen{s: s}
-	k.empty = widget.NewLabel("No security key is plugged in. Plug one in (or hold it to the NFC reader) and it appears here.")
-	k.empty.Wrapping = fyne.TextWrapWord
-	k.status = widget.NewLabel("")
-	k.status.Wrapping = fyne.TextWrapWord
+	k.empty = wrapped("No security key is plugged in. Plug one in (or hold it to the NFC reader) and it appears here.")
+	k.status = wrapped("")
 	k.identify = widget.NewButtonWithIcon("Which key is which? Touch one", theme.SearchIcon(), k.identifyByTouch)
 	k.identifyRow = container.NewHBox(k.identify)
 	k.identifyRow.Hide()

@@ -44,27 +44,22 @@ type securityCard struct {
 
 func newSecurityCard(d *keyDetail) *securityCard {
 	c := &securityCard{d: d}
-	c.note = widget.NewLabel("")
-	c.note.Wrapping = fyne.TextWrapWord
+	c.note = wrapped("")
 	c.note.Hide()
-	c.status = widget.NewLabel("")
-	c.status.Wrapping = fyne.TextWrapWord
+	c.status = wrapped("")
 	c.status.Hide()
 
-	c.minNow = widget.NewLabel("")
-	c.minNow.Wrapping = fyne.TextWrapWord
+	c.minNow = wrapped("")
 	c.minSel = widget.NewSelect(nil, func(string) { c.show() })
 	c.minSel.PlaceHolder = "New minimum"
 	c.minRaise = widget.NewButton("Raise the minimum", c.raiseMin)
 	c.minBox = container.NewVBox(bold("Minimum PIN length"), c.minNow, container.NewHBox(c.minSel, c.minRaise))
 
-	c.forceTxt = widget.NewLabel("")
-	c.forceTxt.Wrapping = fyne.TextWrapWord
+	c.forceTxt = wrapped("")
 	c.force = widget.NewButton("Require a new PIN…", c.askForce)
 	c.forceBox = container.NewVBox(bold("Require a new PIN"), c.forceTxt, container.NewHBox(c.force))
 
-	c.uvNow = widget.NewLabel("")
-	c.uvNow.Wrapping = fyne.TextWrapWord
+	c.uvNow = wrapped("")
 	c.uvToggle = widget.NewButton("", c.toggleUV)
 	c.uvBox = container.NewVBox(bold("Always verify"), c.uvNow, container.NewHBox(c.uvToggle))
 

@@ -43,12 +43,9 @@ func newPINDialog(s *Shell, dev platform.Device, info *platform.Info, done func(
 	p.next.SetPlaceHolder("New PIN")
 	p.again = widget.NewPasswordEntry()
 	p.again.SetPlaceHolder("New PIN again")
-	p.rules = widget.NewLabel(pinRules(info))
-	p.rules.Wrapping = fyne.TextWrapWord
-	p.hint = widget.NewLabel("")
-	p.hint.Wrapping = fyne.TextWrapWord
-	p.problem = widget.NewLabel("")
-	p.problem.Wrapping = fyne.TextWrapWord
+	p.rules = wrapped(pinRules(info))
+	p.hint = wrapped("")
+	p.problem = wrapped("")
 	p.problem.Importance = widget.DangerImportance
 	p.problem.Hide()
 	p.save = widget.NewButton("Set the PIN", p.submit)

@@ -45,12 +45,10 @@ func newProfilesCard(s *Shell, set *profile.Set) *profilesCard {
 	p.rpID.SetPlaceHolder("optional: example.com (default: the origin's host)")
 	p.apiURL = widget.NewEntry()
 	p.apiURL.SetPlaceHolder("optional: https://api.example.com/keydesk (default: the origin)")
-	p.problem = widget.NewLabel("")
-	p.problem.Wrapping = fyne.TextWrapWord
+	p.problem = wrapped("")
 	p.problem.Importance = widget.DangerImportance
 	p.problem.Hide()
-	p.note = widget.NewLabel("")
-	p.note.Wrapping = fyne.TextWrapWord
+	p.note = wrapped("")
 	p.note.Hide()
 	p.add = widget.NewButtonWithIcon("Add the service", theme.ContentAddIcon(), p.addProfile)
 	p.apiURL.OnSubmitted = func(string) { p.addProfile() }
@@ -75,8 +73,7 @@ func (p *profilesCard) refresh() {
 	cur, hasCurrent := p.set.Current()
 	for _, pr := range p.set.List() {
 		text := fmt.Sprintf("%s — %s (RP ID %s)", pr.Name, pr.Origin, pr.RPID)
-		label := widget.NewLabel(text)
-		label.Wrapping = fyne.TextWrapWord
+		label := wrapped(text)
 		row := container.NewBorder(nil, nil, nil, nil, label)
 		if hasCurrent && strings.EqualFold(cur.Name, pr.Name) {
 			label.TextStyle = fyne.TextStyle{Bold: true}

@@ -106,8 +106,7 @@ func newPINPrompt(s *Shell, retriesLeft int, reply func(string, error)) *pinProm
 	if retriesLeft >= 0 {
 		msg = fmt.Sprintf("That PIN was wrong. %d tries are left before the key locks.", retriesLeft)
 	}
-	text := widget.NewLabel(msg)
-	text.Wrapping = fyne.TextWrapWord
+	text := wrapped(msg)
 	p.text = text
 	p.ok = widget.NewButton("OK", p.submit)
 	p.ok.Importance = widget.HighImportance

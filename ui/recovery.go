@@ -256,8 +256,7 @@ type recoveryScreen struct {
 
 func newRecoveryScreen(s *Shell, rec Recoverer, svc Service) *recoveryScreen {
 	r := &recoveryScreen{s: s, rec: rec, svc: svc}
-	r.status = widget.NewLabel("")
-	r.status.Wrapping = fyne.TextWrapWord
+	r.status = wrapped("")
 	r.buildStart()
 	r.buildQR()
 	r.buildReplace()
@@ -268,13 +267,6 @@ func newRecoveryScreen(s *Shell, rec Recoverer, svc Service) *recoveryScreen {
 	r.pages = container.NewStack(r.startScroll)
 	r.content = container.NewBorder(nil, r.status, nil, nil, r.pages)
 	return r
-}
-
-// recoveryLabel is a label that wraps words.
-func recoveryLabel(text string) *widget.Label {
-	l := widget.NewLabel(text)
-	l.Wrapping = fyne.TextWrapWord
-	return l
 }
 
 // recoveryHeading is a page's title.
@@ -296,7 +288,7 @@ func (r *recoveryScreen) buildStart() {
 	r.grant.SetPlaceHolder("Code from your helpdesk")
 	r.grant.OnSubmitted = func(string) { r.useGrant() }
 	r.grantBtn = widget.NewButton("Use the helpdesk's code", r.useGrant)
-	intro := recoveryLabel("Lost your security key, or it broke? Get back into your account at " + serviceLabel(r.svc) +
+	intro := wrapped("Lost your security key, or it broke? Get back into your account at " + serviceLabel(r.svc) +
 		": Keydesk enrolls a new key in its place, then revokes the lost one so that it no longer signs in. " +
 		"First prove it is you, in one of three ways.")
 	r.startPage = container.NewVBox(
@@ -321,13 +313,13 @@ func (r *recoveryScreen) buildQR() {
 	r.number.TextSize = 56
 	r.number.TextStyle = fyne.TextStyle{Bold: true}
 	r.countdown = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	r.desktop = recoveryLabel("")
-	r.link = recoveryLabel("")
+	r.desktop = wrapped("")
+	r.link = wrapped("")
 	r.link.Selectable = true
 	r.typed = widget.NewLabel("")
 	r.typed.Selectable = true
-	r.waiting = recoveryLabel("")
-	r.outcome = recoveryLabel("")
+	r.waiting = wrapped("")
+	r.outcome = wrapped("")
 	r.outcome.Importance = widget.DangerImportance
 	r.outcome.Hide()
 	r.qrCancel = widget.NewButton("Cancel", r.cancelHandoff)
@@ -335,7 +327,7 @@ func (r *recoveryScreen) buildQR() {
 	r.qrAgain.Importance = widget.HighImportance
 	r.qrAgain.Hide()
 	side := container.NewVBox(
-		recoveryLabel("Point the phone's camera at the code. On the page it opens, pick this number, then approve with your passkey:"),
+		wrapped("Point the phone's camera at the code. On the page it opens, pick this number, then approve with your passkey:"),
 		// The label's text is inset by the theme's inner padding: the
 		// number lines up with it.
 		container.New(layout.NewCustomPaddedLayout(0, 0, theme.InnerPadding(), 0), r.number),
@@ -362,12 +354,12 @@ func (r *recoveryScreen) buildQR() {
 
 func (r *recoveryScreen) buildReplace() {
 	r.replaceHead = recoveryHeading("")
-	r.replaceText = recoveryLabel("")
+	r.replaceText = wrapped("")
 	r.keySel = widget.NewSelect(nil, nil)
 	r.nickname = widget.NewEntry()
 	r.nickname.SetPlaceHolder("A name you will recognise, such as \"green key\"")
 	r.nickname.OnSubmitted = func(string) { r.recover() }
-	r.problem = recoveryLabel("")
+	r.problem = wrapped("")
 	r.problem.Importance = widget.DangerImportance
 	r.problem.Hide()
 	r.continueBtn = widget.NewButton("Continue", r.recover)
@@ -388,20 +380,20 @@ func (r *recoveryScreen) buildLost() {
 	r.lostBack = widget.NewButton("Back", nil)
 	r.lostPage = container.NewBorder(
 		container.NewVBox(recoveryHeading("Which keys did you lose?"),
-			recoveryLabel("Tick the keys you lost. Once the new key is enrolled they are revoked: they will no longer sign in, "+
+			wrapped("Tick the keys you lost. Once the new key is enrolled they are revoked: they will no longer sign in, "+
 				"whoever finds them. Keys plugged in now are marked: those are not lost.")),
 		container.NewHBox(r.lostBack, r.lostOK), nil, nil,
 		container.NewVScroll(r.lostBox))
 }
 
 func (r *recoveryScreen) buildWork() {
-	r.workText = recoveryLabel("")
+	r.workText = wrapped("")
 	r.workPage = container.NewVBox(recoveryHeading("Recovering your account"), r.workText)
 }
 
 func (r *recoveryScreen) buildDone() {
 	r.doneHead = recoveryHeading("")
-	r.doneText = recoveryLabel("")
+	r.doneText = wrapped("")
 	r.doneBtn = widget.NewButton("Done", r.finish)
 	r.doneBtn.Importance = widget.HighImportance
 	r.donePage = container.NewVBox(r.doneHead, r.doneText, container.NewHBox(r.doneBtn))
@@ -912,7 +904,7 @@ func (r *recoveryScreen) showLost(usable []enroll.Key, reply func([]string, erro
 	r.lostBox.RemoveAll()
 	r.lostChecks = nil
 	if len(usable) == 0 {
-		r.lostBox.Add(recoveryLabel("The account has no other usable key: there is nothing to revoke."))
+		r.lostBox.Add(wrapped("The account has no other usable key: there is nothing to revoke."))
 	}
 	update := func() {
 		n := 0
@@ -933,7 +925,7 @@ func (r *recoveryScreen) showLost(usable []enroll.Key, reply func([]string, erro
 	for _, k := range usable {
 		c := widget.NewCheck(keyTitle(k), func(bool) { update() })
 		r.lostChecks = append(r.lostChecks, c)
-		detail := recoveryLabel(keyDetailLine(k))
+		detail := wrapped(keyDetailLine(k))
 		detail.SizeName = theme.SizeNameCaptionText
 		// The detail lines up under the check's text.
 		indent := canvas.NewRectangle(color.Transparent)

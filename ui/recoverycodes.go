@@ -41,12 +41,10 @@ type codesDialog struct {
 // openCodes opens the recovery codes dialog (UI goroutine).
 func (a *accountScreen) openCodes() {
 	c := &codesDialog{a: a, remaining: -1}
-	c.status = widget.NewLabel("Asking the service…")
-	c.status.Wrapping = fyne.TextWrapWord
+	c.status = wrapped("Asking the service…")
 	c.codes = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	c.codes.Hide()
-	c.problem = widget.NewLabel("")
-	c.problem.Wrapping = fyne.TextWrapWord
+	c.problem = wrapped("")
 	c.problem.Importance = widget.DangerImportance
 	c.problem.Hide()
 	c.make = widget.NewButtonWithIcon("Make a new set", theme.ContentAddIcon(), c.ask)

@@ -130,14 +130,12 @@ func (c *resetCard) open() {
 	c.wizard = w
 	d := c.d
 
-	w.losses = widget.NewLabel(resetLosses(d))
-	w.losses.Wrapping = fyne.TextWrapWord
+	w.losses = wrapped(resetLosses(d))
 	w.word = widget.NewEntry()
 	w.word.SetPlaceHolder("Type erase here")
 	w.word.OnChanged = func(string) { w.validate() }
 	w.word.OnSubmitted = func(string) { w.start() }
-	w.problem = widget.NewLabel("")
-	w.problem.Wrapping = fyne.TextWrapWord
+	w.problem = wrapped("")
 	w.problem.Importance = widget.DangerImportance
 	w.problem.Hide()
 	w.erase = widget.NewButtonWithIcon("Erase everything on the key", theme.DeleteIcon(), w.start)
@@ -145,8 +143,7 @@ func (c *resetCard) open() {
 	w.confirmPage = container.NewVBox(w.losses,
 		widget.NewLabel(`To go on, type the word "erase":`), w.word, w.problem)
 
-	intro := widget.NewLabel("A key accepts a reset only in the first 10 seconds after it is plugged in, and only with a touch.")
-	intro.Wrapping = fyne.TextWrapWord
+	intro := wrapped("A key accepts a reset only in the first 10 seconds after it is plugged in, and only with a touch.")
 	for i, t := range []string{"1. Unplug the key.", "2. Plug it back in.", "3. Touch it within 10 seconds."} {
 		w.steps[i] = widget.NewLabel(t)
 	}
@@ -162,8 +159,7 @@ func (c *resetCard) open() {
 	w.stepsPage = container.NewVBox(intro, w.stepsBox, w.now, w.countdown)
 	w.stepsPage.Hide()
 
-	w.endText = widget.NewLabel("")
-	w.endText.Wrapping = fyne.TextWrapWord
+	w.endText = wrapped("")
 	w.again = widget.NewButton("Try again", w.start)
 	w.again.Importance = widget.DangerImportance
 	w.endPage = container.NewVBox(w.endText)

@@ -30,8 +30,7 @@ type touchPrompt struct {
 
 func newTouchPrompt(s *Shell) *touchPrompt {
 	p := &touchPrompt{s: s}
-	p.message = widget.NewLabel("")
-	p.message.Wrapping = fyne.TextWrapWord
+	p.message = wrapped("")
 	p.message.Alignment = fyne.TextAlignCenter
 	p.cancelButton = widget.NewButton("Cancel", func() {
 		if p.cancel != nil {
