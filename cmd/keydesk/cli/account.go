@@ -102,6 +102,20 @@ func (a *account) exit(code int, err error, format string, args ...any) error {
 	return &ExitError{Code: code, Err: &explained{msg: fmt.Sprintf(format, args...), err: err}}
 }
 
+// openSession is openAccount for a command that needs a session (not
+// signed in: exit 6, before any key is opened); done as openAccount's.
+func (e *env) openSession(ctx context.Context, name string, pinStdin bool) (*account, func(), error) {
+	acc, done, err := e.openAccount(ctx, name, pinStdin, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := acc.requireSession(); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return acc, done, nil
+}
+
 // requireSession fails with ExitNotSignedIn before anything is asked of the
 // service or a key when there is no session to use.
 func (a *account) requireSession() error {

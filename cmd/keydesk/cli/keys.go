@@ -76,14 +76,11 @@ func (e *env) keysList(ctx context.Context, args []string) error {
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	acc, done, err := e.openAccount(ctx, *name, false, "")
+	acc, done, err := e.openSession(ctx, *name, false)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := acc.requireSession(); err != nil {
-		return err
-	}
 	connected := e.connectedKeys(ctx)
 	defer closeAll(connected)
 	ks, err := acc.svc.Keys(ctx, connected)
@@ -152,15 +149,12 @@ func (e *env) keysEnroll(ctx context.Context, args []string) error {
 	if strings.TrimSpace(*nickname) == "" {
 		return usageError("keys enroll: --name NICKNAME is required, to tell the key from your others")
 	}
-	acc, done, err := e.openAccount(ctx, *name, f.pinStdin, "")
+	// Checked before a key is opened: no touch for nothing.
+	acc, done, err := e.openSession(ctx, *name, f.pinStdin)
 	if err != nil {
 		return err
 	}
 	defer done()
-	// Checked before a key is opened: no touch for nothing.
-	if err := acc.requireSession(); err != nil {
-		return err
-	}
 	var k *api.Key
 	err = e.withKey(ctx, f, func(key platform.Authenticator) error {
 		var err error
@@ -188,14 +182,11 @@ func (e *env) keysRename(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	acc, done, err := e.openAccount(ctx, *name, false, "")
+	acc, done, err := e.openSession(ctx, *name, false)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := acc.requireSession(); err != nil {
-		return err
-	}
 	k, err := acc.svc.Rename(ctx, pos[0], pos[1])
 	if err != nil {
 		return acc.fail(err)
@@ -223,14 +214,11 @@ func (e *env) keysRevoke(ctx context.Context, args []string) error {
 	if strings.TrimSpace(*reason) == "" {
 		return usageError("keys revoke: --reason must say why the key is revoked, such as lost or stolen")
 	}
-	acc, done, err := e.openAccount(ctx, *name, f.pinStdin, "")
+	acc, done, err := e.openSession(ctx, *name, f.pinStdin)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := acc.requireSession(); err != nil {
-		return err
-	}
 	id := pos[0]
 	k, err := acc.svc.RevokeLost(ctx, id, *reason, nil)
 	if errors.Is(err, rpclient.ErrStepUpRequired) {

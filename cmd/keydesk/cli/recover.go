@@ -589,14 +589,11 @@ func (e *env) recoveryCodesStatus(ctx context.Context, args []string) error {
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	acc, done, err := e.openAccount(ctx, *name, false, "")
+	acc, done, err := e.openSession(ctx, *name, false)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := acc.requireSession(); err != nil {
-		return err
-	}
 	st, err := acc.api.RecoveryCodesStatus(ctx)
 	if err != nil {
 		return acc.fail(err)
@@ -646,14 +643,11 @@ func (e *env) recoveryCodesGenerate(ctx context.Context, args []string) error {
 		// line: one buffer for both.
 		e.stdin = bufio.NewReader(e.stdin)
 	}
-	acc, done, err := e.openAccount(ctx, *name, f.pinStdin, "")
+	acc, done, err := e.openSession(ctx, *name, f.pinStdin)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := acc.requireSession(); err != nil {
-		return err
-	}
 	var file *os.File
 	if *out != "" {
 		// Created before the service is asked: a file that exists is
