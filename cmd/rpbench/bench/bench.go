@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,8 @@ flags:
   -concurrency LIST comma-separated worker counts (default 1,16,64)
   -cpuprofile FILE  write a CPU profile of the measured levels (server and
                     load generator share the process)
+  -trace FILE       write an execution trace of the measured levels: where
+                    goroutines wait to be scheduled (go tool trace)
 `
 
 // Backend names, as -backends takes them.
@@ -58,6 +61,9 @@ type Config struct {
 	// CPUProfile, when set, is the file receiving a CPU profile of the
 	// measured levels.
 	CPUProfile string
+	// Trace, when set, is the file receiving a runtime execution trace
+	// of the measured levels.
+	Trace string
 }
 
 // The defaults, and the key pool: user i is enrolled on key i % keys.
@@ -129,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&cfg.Duration, "duration", defaultDuration, "")
 	fs.IntVar(&cfg.Users, "users", defaultUsers, "")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "")
+	fs.StringVar(&cfg.Trace, "trace", "", "")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -188,6 +195,17 @@ func RunConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) error 
 		defer pprof.StopCPUProfile()
 	}
 
+	if cfg.Trace != "" {
+		f, err := os.Create(cfg.Trace)
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer trace.Stop()
+	}
 	var results []levelResult
 	for _, b := range cfg.Backends {
 		rs, err := runBackend(ctx, cfg, b, pop, stdout, stderr)

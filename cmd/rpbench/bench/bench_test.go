@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +15,10 @@ import (
 // single error. (TMPDIR stays: the postgres user must reach pgtest's dir.)
 func TestRunSmoke(t *testing.T) {
 	var out, errOut bytes.Buffer
-	err := Run(context.Background(), []string{"-users", "50", "-duration", "200ms", "-backends", "sqlite,postgres"}, &out, &errOut)
+	dir := t.TempDir()
+	tracePath, profilePath := filepath.Join(dir, "trace.out"), filepath.Join(dir, "cpu.prof")
+	err := Run(context.Background(), []string{"-users", "50", "-duration", "200ms", "-backends", "sqlite,postgres",
+		"-trace", tracePath, "-cpuprofile", profilePath}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("Run: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
 	}
@@ -30,6 +35,14 @@ func TestRunSmoke(t *testing.T) {
 	}
 	if errOut.Len() > 0 {
 		t.Errorf("stderr is not empty:\n%s", &errOut)
+	}
+	// An execution trace starts with its version line; a CPU profile is
+	// gzipped.
+	if b, err := os.ReadFile(tracePath); err != nil || !bytes.HasPrefix(b, []byte("go 1.")) {
+		t.Errorf("-trace wrote no trace (%d bytes, %v)", len(b), err)
+	}
+	if b, err := os.ReadFile(profilePath); err != nil || !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+		t.Errorf("-cpuprofile wrote no profile (%d bytes, %v)", len(b), err)
 	}
 }
 

@@ -189,6 +189,8 @@ var Dialect = sqlstore.Dialect{
 	Blob:              "BLOB",
 	NumberedQuestion:  true,
 	SerializeWrites:   true,
+	BeginWrite:        "BEGIN IMMEDIATE",
+	LocalStatements:   true,
 	DatabaseWriteLock: true,
 	Retryable:         func(error) bool { return false },
 	UniqueViolation: func(err error) bool {

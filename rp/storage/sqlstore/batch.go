@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -26,11 +25,12 @@ var errClosed = errors.New("sqlstore: the store is closed")
 // sign-in, and it is what every other writer waits for.
 type committer struct {
 	s *Store
-	// conn is the connection every batch runs on, kept so that its page
-	// cache stays valid: SQLite drops a connection's cache whenever
-	// another connection has written, and a batch on a fresh connection
-	// would read each page it touches from the file again.
-	conn      *sql.Conn
+	// conn is the connection every batch runs on, with its statements,
+	// kept so that its page cache stays valid: SQLite drops a
+	// connection's cache whenever another connection has written, and a
+	// batch on a fresh connection would read each page it touches from
+	// the file again.
+	conn      *connStmts
 	jobs      chan *job
 	closed    chan struct{} // closed by close
 	closeOnce sync.Once
@@ -84,7 +84,7 @@ func (c *committer) run() {
 	defer close(c.done)
 	defer func() {
 		if c.conn != nil {
-			c.conn.Close()
+			c.conn.close()
 		}
 	}()
 	batch := make([]*job, 0, maxBatch)
@@ -118,7 +118,8 @@ func (c *committer) commit(batch []*job) {
 	}
 	// The transaction belongs to no request: one caller giving up must
 	// not roll back the others' work.
-	sqlTx, err := c.begin()
+	ctx := context.Background()
+	conn, err := c.begin(ctx)
 	if err != nil {
 		for _, j := range batch {
 			finish(j, fmt.Errorf("sqlstore: begin: %w", err))
@@ -127,7 +128,7 @@ func (c *committer) commit(batch []*job) {
 	}
 	var ran []*job // succeeded, waiting for the commit
 	abort := func(rest []*job, err error) {
-		sqlTx.Rollback()
+		c.rollback(ctx)
 		for _, j := range append(ran, rest...) {
 			finish(j, fmt.Errorf("sqlstore: group commit: %w", err))
 		}
@@ -141,8 +142,8 @@ func (c *committer) commit(batch []*job) {
 		// is checked for between transactions, and an interrupted
 		// statement would spare nothing. A context that cannot end also
 		// spares SQLite's driver a watcher goroutine per statement.
-		t := &tx{ctx: context.WithoutCancel(j.ctx), tx: sqlTx, s: s, p: preparedTx{c: s.stmts, tx: sqlTx}}
-		if _, err := t.p.ExecContext(t.ctx, `SAVEPOINT tx`); err != nil {
+		t := &tx{ctx: context.WithoutCancel(j.ctx), s: s, p: conn}
+		if _, err := conn.ExecContext(ctx, `SAVEPOINT tx`); err != nil {
 			abort(batch[i:], err)
 			return
 		}
@@ -151,12 +152,12 @@ func (c *committer) commit(batch []*job) {
 			// Back to before f, whatever f did; if SQLite already rolled
 			// the whole transaction back (a full disk, an I/O error), the
 			// savepoint is gone and the batch with it.
-			if _, err := t.p.ExecContext(t.ctx, `ROLLBACK TO tx`); err != nil {
+			if _, err := conn.ExecContext(ctx, `ROLLBACK TO tx`); err != nil {
 				abort(batch[i:], fmt.Errorf("%w (after %w)", err, ferr))
 				return
 			}
 		}
-		if _, err := t.p.ExecContext(t.ctx, `RELEASE tx`); err != nil {
+		if _, err := conn.ExecContext(ctx, `RELEASE tx`); err != nil {
 			abort(batch[i:], err)
 			return
 		}
@@ -167,11 +168,12 @@ func (c *committer) commit(batch []*job) {
 		ran = append(ran, j)
 	}
 	if len(ran) == 0 {
-		sqlTx.Rollback()
+		c.rollback(ctx)
 		return
 	}
-	err = sqlTx.Commit()
-	if err != nil {
+	if _, err = conn.ExecContext(ctx, `COMMIT`); err != nil {
+		// A failed COMMIT may leave the transaction open.
+		c.rollback(ctx)
 		err = fmt.Errorf("sqlstore: commit: %w", err)
 	}
 	for _, j := range ran {
@@ -181,22 +183,36 @@ func (c *committer) commit(batch []*job) {
 
 // begin starts a batch's transaction on the committer's connection,
 // opening it again if it was lost.
-func (c *committer) begin() (*sql.Tx, error) {
-	ctx := context.Background()
+func (c *committer) begin(ctx context.Context) (*connStmts, error) {
 	if c.conn == nil {
 		conn, err := c.s.db.Conn(ctx)
 		if err != nil {
 			return nil, err
 		}
-		c.conn = conn
+		c.conn = newConnStmts(conn)
 	}
-	t, err := c.conn.BeginTx(ctx, &c.s.d.TxOptions)
-	if err != nil {
+	if _, err := c.conn.ExecContext(ctx, c.s.d.BeginWrite); err != nil {
 		// The next batch tries a new connection.
-		c.conn.Close()
-		c.conn = nil
+		c.drop()
+		return nil, err
 	}
-	return t, err
+	return c.conn, nil
+}
+
+// rollback ends the batch's transaction without its changes. If that
+// fails, the connection may still be in the transaction, so the next
+// batch starts on a new one.
+func (c *committer) rollback(ctx context.Context) {
+	if _, err := c.conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		c.drop()
+	}
+}
+
+// drop closes the committer's connection, for the next batch to open
+// another.
+func (c *committer) drop() {
+	c.conn.close()
+	c.conn = nil
 }
 
 // call runs j's f on t, turning a panic into an error for the batch and

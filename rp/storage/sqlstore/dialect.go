@@ -37,6 +37,18 @@ type Dialect struct {
 	// in order instead of polling the database's busy lock, and share
 	// commits.
 	SerializeWrites bool
+	// BeginWrite is the statement that begins a committer's batch
+	// (SerializeWrites), such as SQLite's BEGIN IMMEDIATE: the committer
+	// runs BEGIN and COMMIT as statements on its own connection.
+	BeginWrite string
+	// LocalStatements says a statement is a call into this process, done
+	// in microseconds, not a round trip to a server: a statement outside
+	// a transaction checks its context once, before it starts, and then
+	// runs to completion. A cancellable context would cost each one a
+	// watcher goroutine in database/sql and another in SQLite's driver,
+	// which under load crowd the scheduler that the committer waits on,
+	// to interrupt what ends before the watcher could act.
+	LocalStatements bool
 	// DatabaseWriteLock says a write transaction holds the whole
 	// database from its start (SQLite's BEGIN IMMEDIATE, across
 	// processes too): what it reads cannot change under it, so no row
@@ -67,6 +79,8 @@ func (d *Dialect) validate() error {
 		return fmt.Errorf("sqlstore: dialect %s has no blob type", d.Name)
 	case d.Retryable == nil || d.UniqueViolation == nil || d.ForeignKeyViolation == nil:
 		return fmt.Errorf("sqlstore: dialect %s lacks an error classifier", d.Name)
+	case d.SerializeWrites && d.BeginWrite == "":
+		return fmt.Errorf("sqlstore: dialect %s serializes writes but has no BeginWrite", d.Name)
 	}
 	return nil
 }

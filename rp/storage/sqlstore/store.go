@@ -62,7 +62,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s := &Store{db: db, d: &d}
 	s.q = &queries{d: s.d}
 	s.stmts = &stmts{db: db}
-	s.pdb = preparedDB{c: s.stmts}
+	s.pdb = preparedDB{c: s.stmts, local: d.LocalStatements}
 	if err := migrate(ctx, db, s.d, ms); err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (s *Store) tryTx(ctx context.Context, f func(tx storage.Tx) error) (err err
 			sqlTx.Rollback()
 		}
 	}()
-	if err := f(&tx{ctx: ctx, tx: sqlTx, s: s, p: preparedTx{c: s.stmts, tx: sqlTx}}); err != nil {
+	if err := f(&tx{ctx: ctx, s: s, p: preparedTx{c: s.stmts, tx: sqlTx}}); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

@@ -18,11 +18,9 @@ const maxUserIDBytes = 64
 // tx is a storage.Tx on one database transaction.
 type tx struct {
 	ctx context.Context
-	tx  *sql.Tx
 	s   *Store
-	// p runs the transaction's queries through the Store's prepared
-	// statements.
-	p preparedTx
+	// p runs the transaction's queries through prepared statements.
+	p txQuerier
 }
 
 var _ storage.Tx = (*tx)(nil)

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -15,6 +16,33 @@ var userTests = []test{
 	{"SetUserRolesAndDisabledChangeOnlyThose", testSetUserRolesAndDisabled},
 	{"SearchUsersMatchesNameOrDisplayNameIgnoringCase", testSearchUsers},
 	{"CountUsersCountsDisabledUsersToo", testCountUsers},
+	{"AnEndedContextRunsNoStatement", testEndedContext},
+}
+
+// testEndedContext: a request that has ended gets its context's error
+// and changes nothing, also where the store detaches a statement from
+// its context once it starts (sqlstore.Dialect.LocalStatements).
+func testEndedContext(t *testing.T, s storage.Store) {
+	u := newUser(t, s, "alice")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.UserByName(ctx, "alice"); !errors.Is(err, context.Canceled) {
+		t.Errorf("UserByName: err = %v, want context.Canceled", err)
+	}
+	if _, _, err := s.UserWithCredentials(ctx, "alice"); !errors.Is(err, context.Canceled) {
+		t.Errorf("UserWithCredentials: err = %v, want context.Canceled", err)
+	}
+	err := s.Tx(ctx, func(tx storage.Tx) error { return tx.SetUserDisabled(u.ID, true) })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Tx: err = %v, want context.Canceled", err)
+	}
+	got, err := s.UserByName(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Disabled {
+		t.Error("a transaction with an ended context disabled the user")
+	}
 }
 
 func testUserRoundTrip(t *testing.T, s storage.Store) {
