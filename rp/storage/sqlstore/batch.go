@@ -109,7 +109,12 @@ func (c *committer) run() {
 	}
 }
 
-// commit runs batch in one transaction.
+// commit runs batch in one transaction. Until one of its jobs has
+// succeeded, a job runs without a savepoint: when it fails, the whole
+// transaction rolls back, as it holds nothing else, and the next job
+// begins another. Most batches hold one job or two, so this spares most
+// of them the SAVEPOINT and RELEASE statements and the pages SQLite
+// copies to keep a savepoint's undo.
 func (c *committer) commit(batch []*job) {
 	s := c.s
 	finish := func(j *job, err error) {
@@ -119,16 +124,14 @@ func (c *committer) commit(batch []*job) {
 	// The transaction belongs to no request: one caller giving up must
 	// not roll back the others' work.
 	ctx := context.Background()
-	conn, err := c.begin(ctx)
-	if err != nil {
-		for _, j := range batch {
-			finish(j, fmt.Errorf("sqlstore: begin: %w", err))
-		}
-		return
-	}
-	var ran []*job // succeeded, waiting for the commit
+	var (
+		conn *connStmts // nil while no transaction is open
+		ran  []*job     // succeeded, waiting for the commit
+	)
 	abort := func(rest []*job, err error) {
-		c.rollback(ctx)
+		if conn != nil {
+			c.rollback(ctx)
+		}
 		for _, j := range append(ran, rest...) {
 			finish(j, fmt.Errorf("sqlstore: group commit: %w", err))
 		}
@@ -138,17 +141,36 @@ func (c *committer) commit(batch []*job) {
 			finish(j, fmt.Errorf("sqlstore: begin: %w", err))
 			continue
 		}
+		if conn == nil {
+			var err error
+			if conn, err = c.begin(ctx); err != nil {
+				// Nothing ran in this transaction: ran is empty.
+				for _, j := range batch[i:] {
+					finish(j, fmt.Errorf("sqlstore: begin: %w", err))
+				}
+				return
+			}
+		}
+		// A savepoint keeps the jobs that already ran from j's failure.
+		guard := len(ran) > 0
+		if guard {
+			if _, err := conn.ExecContext(ctx, `SAVEPOINT tx`); err != nil {
+				abort(batch[i:], err)
+				return
+			}
+		}
 		// Statements run to completion: a request that ends meanwhile
 		// is checked for between transactions, and an interrupted
 		// statement would spare nothing. A context that cannot end also
 		// spares SQLite's driver a watcher goroutine per statement.
-		t := &tx{ctx: context.WithoutCancel(j.ctx), s: s, p: conn}
-		if _, err := conn.ExecContext(ctx, `SAVEPOINT tx`); err != nil {
-			abort(batch[i:], err)
-			return
-		}
-		ferr := c.call(j, t)
-		if ferr != nil {
+		ferr := c.call(j, &tx{ctx: context.WithoutCancel(j.ctx), s: s, p: conn})
+		switch {
+		case ferr != nil && !guard:
+			c.rollback(ctx)
+			conn = nil
+			finish(j, ferr)
+			continue
+		case ferr != nil:
 			// Back to before f, whatever f did; if SQLite already rolled
 			// the whole transaction back (a full disk, an I/O error), the
 			// savepoint is gone and the batch with it.
@@ -157,9 +179,11 @@ func (c *committer) commit(batch []*job) {
 				return
 			}
 		}
-		if _, err := conn.ExecContext(ctx, `RELEASE tx`); err != nil {
-			abort(batch[i:], err)
-			return
+		if guard {
+			if _, err := conn.ExecContext(ctx, `RELEASE tx`); err != nil {
+				abort(batch[i:], err)
+				return
+			}
 		}
 		if ferr != nil {
 			finish(j, ferr)
@@ -167,11 +191,15 @@ func (c *committer) commit(batch []*job) {
 		}
 		ran = append(ran, j)
 	}
+	if conn == nil {
+		return
+	}
 	if len(ran) == 0 {
 		c.rollback(ctx)
 		return
 	}
-	if _, err = conn.ExecContext(ctx, `COMMIT`); err != nil {
+	_, err := conn.ExecContext(ctx, `COMMIT`)
+	if err != nil {
 		// A failed COMMIT may leave the transaction open.
 		c.rollback(ctx)
 		err = fmt.Errorf("sqlstore: commit: %w", err)
