@@ -725,6 +725,11 @@ func (hd *helpdeskScreen) eventSentence(e audit.Entry) string {
 		if d["scope"] == "recovery" {
 			what += " while recovering the account"
 		}
+	case audit.ActionCredentialProvisioned:
+		what = "provisioned " + key + " on the user's behalf"
+		if b := d["batch"]; b != "" {
+			what += " (batch " + b + ")"
+		}
 	case audit.ActionCredentialRenamed:
 		what = "renamed " + key
 	case audit.ActionCredentialRevoked:

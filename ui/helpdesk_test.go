@@ -22,6 +22,7 @@ import (
 	"github.com/keydesk/keydesk/platform/inprocess"
 	"github.com/keydesk/keydesk/platform/softkey"
 	"github.com/keydesk/keydesk/rp/api"
+	"github.com/keydesk/keydesk/rp/audit"
 	"github.com/keydesk/keydesk/rp/rptest"
 )
 
@@ -760,4 +761,16 @@ func TestGoldenHelpdesk(t *testing.T) {
 	h.eventually("the recovery checklist", func() bool { return hd.recovery != nil && !hd.model.busy })
 	h.ui(func() { hd.recovery.checks[0].SetChecked(true) })
 	h.assertScreen("helpdesk_recovery.png")
+}
+
+// TestEventSentenceOfAProvisionedKey: a key an admin enrolled on a user's
+// behalf reads as such, with its batch.
+func TestEventSentenceOfAProvisionedKey(t *testing.T) {
+	hd := &helpdeskScreen{}
+	hd.model.keys = []api.Key{{ID: "k1", Nickname: "laptop key"}}
+	got := hd.eventSentence(audit.Entry{Actor: "root", ActorRole: audit.RoleAdmin, Action: audit.ActionCredentialProvisioned,
+		Subject: "pat", CredentialID: "k1", Details: map[string]string{"batch": "2026-11 laptops"}})
+	if want := `root (admin) provisioned pat's key "laptop key" on the user's behalf (batch 2026-11 laptops)`; !strings.HasPrefix(got, want) {
+		t.Errorf("sentence %q, want it to start with %q", got, want)
+	}
 }

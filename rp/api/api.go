@@ -59,6 +59,24 @@ type RegistrationFinishRequest struct {
 	Credential json.RawMessage `json:"credential"`
 }
 
+// ProvisionBeginRequest begins registering a key on behalf of the user
+// the path names (enterprise provisioning; admins only).
+type ProvisionBeginRequest struct {
+	// Nickname names the key; it can also be given when finishing.
+	Nickname string `json:"nickname,omitempty"`
+}
+
+// ProvisionFinishRequest finishes a registration on a user's behalf.
+type ProvisionFinishRequest struct {
+	CeremonyID string `json:"ceremonyId"`
+	Nickname   string `json:"nickname,omitempty"`
+	// Batch names the provisioning run the key belongs to (at most 64
+	// bytes, no control characters); the key and the audit log keep it.
+	Batch string `json:"batch,omitempty"`
+	// Credential is RegistrationResponseJSON, as for a registration.
+	Credential json.RawMessage `json:"credential"`
+}
+
 // LoginBeginRequest begins a sign-in: with a user name, the user's keys
 // are listed in allowCredentials; without, the login is discoverable.
 type LoginBeginRequest struct {
@@ -129,7 +147,10 @@ type Key struct {
 	AttestationFormat string     `json:"attestationFormat,omitempty"`
 	RevokedAt         *time.Time `json:"revokedAt,omitempty"`
 	RevokeReason      string     `json:"revokeReason,omitempty"`
-	ProvisionedBy     string     `json:"provisionedBy,omitempty"`
+	// ProvisionedBy is the admin who registered the key on the user's
+	// behalf, in Batch, at CreatedAt; empty for a key its user enrolled.
+	ProvisionedBy string `json:"provisionedBy,omitempty"`
+	Batch         string `json:"batch,omitempty"`
 	// RecoveryCodesAdvised is set only in the answer to a registration
 	// that gave the user their first usable key while they have no
 	// unused recovery codes: the client should offer to generate them

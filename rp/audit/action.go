@@ -21,6 +21,10 @@ const (
 	// ActionCredentialRegistered: a registration ceremony finished and a
 	// credential was stored.
 	ActionCredentialRegistered Action = "credential.registered"
+	// ActionCredentialProvisioned: an admin registered a key on a user's
+	// behalf (enterprise provisioning); the actor is the admin, the
+	// subject the user, and Details name the batch.
+	ActionCredentialProvisioned Action = "credential.provisioned"
 	// ActionCredentialRenamed: a credential's nickname changed.
 	ActionCredentialRenamed Action = "credential.renamed"
 	// ActionCredentialRevoked: a credential was revoked, by its owner or by
@@ -73,6 +77,7 @@ var actions = []Action{
 	ActionRoleChanged,
 	ActionPolicyChanged,
 	ActionCredentialRegistered,
+	ActionCredentialProvisioned,
 	ActionCredentialRenamed,
 	ActionCredentialRevoked,
 	ActionCounterRegressed,

@@ -195,6 +195,9 @@ type KeyEvent string
 const (
 	// KeyRegistered is a credential stored after a registration.
 	KeyRegistered KeyEvent = "registered"
+	// KeyProvisioned is a credential an admin registered on a user's
+	// behalf.
+	KeyProvisioned KeyEvent = "provisioned"
 	// KeyRenamed is a credential given a new nickname.
 	KeyRenamed KeyEvent = "renamed"
 	// KeyRevoked is a credential revoked by its user, helpdesk or an admin.
@@ -203,7 +206,7 @@ const (
 	KeyEventOther KeyEvent = "other"
 )
 
-var keyEvents = []KeyEvent{KeyRegistered, KeyRenamed, KeyRevoked}
+var keyEvents = []KeyEvent{KeyRegistered, KeyProvisioned, KeyRenamed, KeyRevoked}
 
 // RecoveryOutcome is how an account recovery attempt (QR handoff step-up,
 // recovery code, helpdesk enrollment grant) ended.

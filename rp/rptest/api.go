@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/keydesk/keydesk/rp/api"
@@ -138,6 +139,25 @@ func (c *Client) Register(key *Key, nickname string) (*api.Key, error) {
 	}
 	var k api.Key
 	if _, err := c.Do("POST", api.Version+"/registration/finish", api.RegistrationFinishRequest{CeremonyID: begin.CeremonyID, Credential: cred}, &k); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}
+
+// Provision registers key on behalf of user (c holds an admin's session)
+// in batch, as enterprise provisioning does.
+func (c *Client) Provision(key *Key, user, nickname, batch string) (*api.Key, error) {
+	var begin api.CeremonyBegin
+	path := api.Version + "/users/" + url.PathEscape(user) + "/provisioning/"
+	if _, err := c.Do("POST", path+"begin", api.ProvisionBeginRequest{Nickname: nickname}, &begin); err != nil {
+		return nil, err
+	}
+	cred, err := key.Create(begin.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	var k api.Key
+	if _, err := c.Do("POST", path+"finish", api.ProvisionFinishRequest{CeremonyID: begin.CeremonyID, Credential: cred, Batch: batch}, &k); err != nil {
 		return nil, err
 	}
 	return &k, nil

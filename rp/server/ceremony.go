@@ -161,13 +161,25 @@ func (s *Server) registrationBegin(w http.ResponseWriter, r *http.Request, c *ca
 	if err != nil {
 		return err
 	}
+	creation, sd, err := s.creationOptions(wu, pol)
+	if err != nil {
+		return err
+	}
+	return s.beginCeremony(w, r, storage.Ceremony{
+		Kind: storage.CeremonyRegistration, UserID: c.user.ID,
+		SessionHash: c.session.TokenHash, Nickname: req.Nickname,
+	}, sd, creation.Response)
+}
+
+// creationOptions are the options of a registration for wu under pol.
+func (s *Server) creationOptions(wu *waUser, pol storage.Policy) (*protocol.CredentialCreation, *webauthn.SessionData, error) {
 	// Every key the user ever registered is excluded: a revoked key may
 	// not come back under a new registration.
 	var exclude []protocol.CredentialDescriptor
 	for _, cr := range wu.all {
 		exclude = append(exclude, protocol.CredentialDescriptor{Type: protocol.PublicKeyCredentialType, CredentialID: cr.ID})
 	}
-	creation, sd, err := s.wa.BeginRegistration(wu,
+	return s.wa.BeginRegistration(wu,
 		webauthn.WithExclusions(exclude),
 		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
 			ResidentKey:      protocol.ResidentKeyRequirement(orDefault(pol.ResidentKey, "preferred")),
@@ -176,13 +188,6 @@ func (s *Server) registrationBegin(w http.ResponseWriter, r *http.Request, c *ca
 		webauthn.WithConveyancePreference(conveyance(pol)),
 		webauthn.WithExtensions(webauthn.WithExtensionCredProps()),
 	)
-	if err != nil {
-		return err
-	}
-	return s.beginCeremony(w, r, storage.Ceremony{
-		Kind: storage.CeremonyRegistration, UserID: c.user.ID,
-		SessionHash: c.session.TokenHash, Nickname: req.Nickname,
-	}, sd, creation.Response)
 }
 
 func conveyance(p storage.Policy) protocol.ConveyancePreference {
@@ -311,7 +316,8 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 	}
 	now := s.cfg.Now()
 	// Verification happens before the transaction, which only stores.
-	stored, err := s.verifyRegistration(r.Context(), c, wu, parsed, pol, req, now)
+	stored, err := s.verifyRegistration(r.Context(), registrant{kind: storage.CeremonyRegistration, user: c.user, sessionHash: c.session.TokenHash},
+		wu, parsed, pol, req.CeremonyID, req.Nickname, now)
 	if errors.Is(err, errCeremonyUsed) {
 		if res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash); ok || rerr != nil {
 			return writeRaw(w, res, rerr)
@@ -382,17 +388,25 @@ func (s *Server) timeCeremony(c metrics.Ceremony) func() {
 	return func() { s.cfg.Metrics.ObserveCeremony(c, time.Since(start)) }
 }
 
+// registrant is whose registration a finish completes: the ceremony's
+// kind, the user the key is for, and the session that began it.
+type registrant struct {
+	kind        storage.CeremonyKind
+	user        *storage.User
+	sessionHash []byte
+}
+
 // verifyRegistration checks a registration response against its
-// ceremony, the caller's session and the policy, outside any transaction,
-// and returns the credential to store.
-func (s *Server) verifyRegistration(ctx context.Context, c *caller, wu *waUser, parsed *protocol.ParsedCredentialCreationData,
-	pol storage.Policy, req api.RegistrationFinishRequest, now time.Time) (storage.Credential, error) {
-	cer, sd, err := s.peekCeremony(ctx, req.CeremonyID, storage.CeremonyRegistration, now)
+// ceremony, the session that began it and the policy, outside any
+// transaction, and returns the credential to store for reg.user.
+func (s *Server) verifyRegistration(ctx context.Context, reg registrant, wu *waUser, parsed *protocol.ParsedCredentialCreationData,
+	pol storage.Policy, ceremonyID, nickname string, now time.Time) (storage.Credential, error) {
+	cer, sd, err := s.peekCeremony(ctx, ceremonyID, reg.kind, now)
 	if err != nil {
 		return storage.Credential{}, err
 	}
-	if !bytes.Equal(cer.UserID, c.user.ID) || !hmac.Equal(cer.SessionHash, c.session.TokenHash) {
-		return storage.Credential{}, problem(http.StatusForbidden, "wrong_session", "This ceremony was begun by another session.")
+	if !bytes.Equal(cer.UserID, reg.user.ID) || !hmac.Equal(cer.SessionHash, reg.sessionHash) {
+		return storage.Credential{}, problem(http.StatusForbidden, "wrong_session", "This ceremony was begun by another session, or for another user.")
 	}
 	wa, verified := s.wa, pol.Attestation == "verified"
 	if verified {
@@ -423,7 +437,7 @@ func (s *Server) verifyRegistration(ctx context.Context, c *caller, wu *waUser, 
 		s.cfg.Metrics.AttestationFailed(err.reason)
 		return storage.Credential{}, err
 	}
-	return StoredCredential(c.user.ID, orDefault(req.Nickname, cer.Nickname), cred, now)
+	return StoredCredential(reg.user.ID, orDefault(nickname, cer.Nickname), cred, now)
 }
 
 // writeRaw answers a stored JSON result.

@@ -22,6 +22,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		"POST /v1/recovery/sessions/AAAA/approve/begin", "POST /v1/recovery/sessions/AAAA/approve/finish",
 		"POST /v1/recovery/sessions/AAAA/redeem", "POST /v1/recovery/codes/redeem",
 		"POST /v1/users/root/recovery-grants", "POST /v1/recovery-grants/AAAA/approve",
+		"POST /v1/users/root/provisioning/begin", "POST /v1/users/root/provisioning/finish",
 	}
 	seeds := []string{
 		`{}`, `{"username":"root"}`, `{"ceremonyId":"x","credential":{"id":"AAAA","type":"public-key","response":{}}}`,
@@ -34,6 +35,7 @@ func FuzzJSONHandlers(f *testing.F) {
 		`{"secret":"x","number":42}`, `{"secret":"x","credential":{}}`, `{"signature":"MEUCIQ"}`,
 		`{"username":"root","code":"AAAAA-BBBBB-CCCCC-DDDDD"}`,
 		`{"verification":["photo-id","callback-known-number","manager-confirmation"],"note":"seen"}`,
+		`{"ceremonyId":"x","batch":"2026-11","credential":{"id":"AAAA","type":"public-key","response":{}}}`,
 	}
 	for i := range routes {
 		for _, s := range seeds {

@@ -102,7 +102,7 @@ func (s *Server) issueGrant(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	if u.Disabled {
-		return problem(http.StatusConflict, "user_disabled", "This account is disabled: enable it first.")
+		return errUserDisabled
 	}
 	g, code, err := s.grant(r.Context(), u, storage.GrantKind(req.Kind), time.Duration(req.TTLSeconds)*time.Second, req.MaxUses, c.user.Name, nil,
 		func(tx storage.Tx, g storage.Grant) error {

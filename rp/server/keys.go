@@ -32,7 +32,7 @@ func keyOf(c storage.Credential) api.Key {
 	k := api.Key{
 		ID: b64(c.ID), Nickname: c.Nickname, AAGUID: formatAAGUID(c.AAGUID),
 		CreatedAt: c.CreatedAt, AttestationType: c.AttestationType,
-		RevokeReason: c.RevokeReason, ProvisionedBy: c.ProvisionedBy,
+		RevokeReason: c.RevokeReason, ProvisionedBy: c.ProvisionedBy, Batch: c.Batch,
 	}
 	if len(c.AAGUID) == 16 {
 		k.Model, _ = assets.AAGUIDName([16]byte(c.AAGUID))

@@ -102,7 +102,7 @@ func (s *Server) issueRecoveryGrant(w http.ResponseWriter, r *http.Request, c *c
 		return err
 	}
 	if u.Disabled {
-		return problem(http.StatusConflict, "user_disabled", "This account is disabled: enable it first.")
+		return errUserDisabled
 	}
 	pol, err := s.policy(r.Context())
 	if err != nil {

@@ -466,6 +466,8 @@ func (s *Server) routes() {
 	s.handle("GET "+v+"/recovery/checklist", helpdeskRole, s.recoveryChecklist)
 
 	s.handle("POST "+v+"/users", adminRole, s.createUser)
+	s.handle("POST "+v+"/users/{name}/provisioning/begin", adminRole, s.provisionBegin)
+	s.handle("POST "+v+"/users/{name}/provisioning/finish", adminRole, s.provisionFinish)
 	s.handle("PUT "+v+"/users/{name}/roles", adminRole, s.setRoles)
 	s.handle("PUT "+v+"/users/{name}/disabled", adminRole, s.setDisabled)
 	s.handle("GET "+v+"/policy", adminRole, s.getPolicy)

@@ -66,6 +66,10 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request, c *caller) 
 // role (helpdesk or admin): an enrollment code for an admin account would
 // let its issuer enroll their own key there and become admin. Admins may
 // act on every account.
+// errUserDisabled is a code issued for, or a key provisioned for, a
+// disabled account.
+var errUserDisabled = problem(http.StatusConflict, "user_disabled", "This account is disabled: enable it first.")
+
 func mayManage(c *caller, target *storage.User) error {
 	if c.user.HasRole(storage.RoleAdmin) || len(target.Roles) == 0 ||
 		(!target.HasRole(storage.RoleHelpdesk) && !target.HasRole(storage.RoleAdmin)) {

@@ -114,6 +114,10 @@ const (
 	// from the user's phone: it finishes into an approval, never into a
 	// session, so that it cannot be finished at the sign-in endpoint.
 	CeremonyRecovery CeremonyKind = "recovery"
+	// CeremonyProvisioning registers a key on behalf of UserID, begun by
+	// an admin's session (SessionHash): it finishes only at the admin
+	// provisioning endpoint, never at the user's own registration.
+	CeremonyProvisioning CeremonyKind = "provisioning"
 )
 
 // Ceremony is a begun registration or login, with the challenge the RP

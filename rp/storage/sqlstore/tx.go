@@ -277,7 +277,8 @@ func checkCeremony(op string, c storage.Ceremony) error {
 	switch {
 	case c.ID == "":
 		return invalid(op, "empty ceremony ID")
-	case c.Kind != storage.CeremonyRegistration && c.Kind != storage.CeremonyLogin && c.Kind != storage.CeremonyRecovery:
+	case c.Kind != storage.CeremonyRegistration && c.Kind != storage.CeremonyLogin && c.Kind != storage.CeremonyRecovery &&
+		c.Kind != storage.CeremonyProvisioning:
 		return invalid(op, "unknown kind %.32q", c.Kind)
 	}
 	return nil
