@@ -3,6 +3,7 @@ package rpclient
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/keydesk/keydesk/rp/api"
 )
@@ -140,4 +141,43 @@ func (c *Client) ExportAudit(ctx context.Context, maxBytes int64) ([]byte, error
 		return nil, err
 	}
 	return raw, nil
+}
+
+// ProvisionBegin begins registering a key on behalf of user name
+// (enterprise provisioning; the session must be an admin's) and returns
+// the creation options verbatim, as RegistrationBegin does. The ceremony
+// is bound to this session and this user.
+func (c *Client) ProvisionBegin(ctx context.Context, name, nickname string) (ceremonyID string, optionsJSON []byte, expires time.Time, err error) {
+	const op = "begin provisioning"
+	path, err := userPath(op, name, "provisioning/begin")
+	if err != nil {
+		return "", nil, time.Time{}, err
+	}
+	body, err := marshal(op, api.ProvisionBeginRequest{Nickname: nickname})
+	if err != nil {
+		return "", nil, time.Time{}, err
+	}
+	return c.begin(ctx, op, path, body, true)
+}
+
+// ProvisionFinish sends the RegistrationResponseJSON made from
+// ProvisionBegin's options and returns the key, stored for user name and
+// marked as provisioned by this session's admin in batch. The policy
+// applies as to a self-enrollment (ErrForbidden: "model_denied",
+// "attestation_required"...). A lost answer is retried byte for byte and
+// gets the same key: the key is never stored twice.
+func (c *Client) ProvisionFinish(ctx context.Context, name, ceremonyID string, credentialJSON []byte, nickname, batch string) (*api.Key, error) {
+	const op = "finish provisioning"
+	path, err := userPath(op, name, "provisioning/finish")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFinish(op, ceremonyID, credentialJSON); err != nil {
+		return nil, err
+	}
+	body, err := marshal(op, api.ProvisionFinishRequest{CeremonyID: ceremonyID, Nickname: nickname, Batch: batch, Credential: credentialJSON})
+	if err != nil {
+		return nil, err
+	}
+	return c.key(ctx, call{op: op, method: http.MethodPost, path: path, body: body, auth: true})
 }

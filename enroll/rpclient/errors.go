@@ -105,6 +105,14 @@ var (
 	// ErrBadRequest is a 400, 413, 415 or 422: the server refused what was
 	// sent, such as a nickname that is too long; its message says what.
 	ErrBadRequest = errors.New("the server refused the request")
+	// ErrUserDisabled: the account is disabled ("user_disabled"), with
+	// ErrConflict.
+	ErrUserDisabled = errors.New("the account is disabled")
+	// ErrKeyNotAllowed: the service's policy refuses the key's model or
+	// its attestation ("model_denied", "model_not_allowed",
+	// "attestation_required", "attestation_not_verified"), with
+	// ErrForbidden.
+	ErrKeyNotAllowed = errors.New("the service's policy does not allow this key")
 	// ErrServer is a 5xx: the server (or a proxy in front of it) failed.
 	ErrServer = errors.New("the server failed")
 	// ErrNetwork is a failure to exchange a request and its answer: no
@@ -276,6 +284,10 @@ func codeSentinel(code string) error {
 		return ErrVerificationIncomplete
 	case "user_exists":
 		return ErrUserExists
+	case "user_disabled":
+		return ErrUserDisabled
+	case "model_denied", "model_not_allowed", "attestation_required", "attestation_not_verified":
+		return ErrKeyNotAllowed
 	}
 	return nil
 }
