@@ -35,7 +35,7 @@ type attestation struct {
 
 // newAttestation creates a CA and a leaf meeting WebAuthn §8.2.1 "Packed
 // Attestation Statement Certificate Requirements".
-func newAttestation(now time.Time) (*attestation, *ecdsa.PrivateKey, error) {
+func newAttestation(now time.Time, aaguid [16]byte) (*attestation, *ecdsa.PrivateKey, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -63,7 +63,7 @@ func newAttestation(now time.Time) (*attestation, *ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	aaguidExt, err := asn1.Marshal(AAGUID[:])
+	aaguidExt, err := asn1.Marshal(aaguid[:])
 	if err != nil {
 		return nil, nil, err
 	}

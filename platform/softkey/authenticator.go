@@ -38,6 +38,11 @@ type Config struct {
 	MaxCredentials int
 	// FirmwareVersion is reported by getInfo (default 0x00010000).
 	FirmwareVersion uint32
+	// AAGUID, when not zero, makes the key another model than the
+	// software key's own (AAGUID): for tests of policies that allow or
+	// deny models. Its attestation certificate names that model, as a
+	// real model's does.
+	AAGUID [16]byte
 }
 
 // Defaults a key reports unless its state says otherwise.
@@ -106,6 +111,9 @@ func New(cfg Config) (*Authenticator, error) {
 	if a.cfg.FirmwareVersion == 0 {
 		a.cfg.FirmwareVersion = defaultFirmware
 	}
+	if a.cfg.AAGUID == ([16]byte{}) {
+		a.cfg.AAGUID = AAGUID
+	}
 	st, err := newStore(cfg.StatePath, cfg.StateKey)
 	if err != nil {
 		return nil, fmt.Errorf("softkey: %w", err)
@@ -140,7 +148,7 @@ func New(cfg Config) (*Authenticator, error) {
 
 // initState creates the secrets of a brand-new key.
 func (a *Authenticator) initState() error {
-	att, caKey, err := newAttestation(a.now())
+	att, caKey, err := newAttestation(a.now(), a.cfg.AAGUID)
 	if err != nil {
 		return err
 	}

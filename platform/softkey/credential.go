@@ -139,7 +139,7 @@ const (
 // signature counter, then optional attested credential data and extensions.
 //
 // Specification: WebAuthn §6.1. Authenticator Data (https://www.w3.org/TR/webauthn-3/#sctn-authenticator-data)
-func authenticatorData(rpIDHash []byte, flags byte, signCount uint32, credID []byte, pub *coseKey, extensions map[string]any) []byte {
+func authenticatorData(aaguid [16]byte, rpIDHash []byte, flags byte, signCount uint32, credID []byte, pub *coseKey, extensions map[string]any) []byte {
 	out := make([]byte, 0, 37+16+2+len(credID)+80)
 	out = append(out, rpIDHash...)
 	if credID != nil {
@@ -151,7 +151,7 @@ func authenticatorData(rpIDHash []byte, flags byte, signCount uint32, credID []b
 	out = append(out, flags)
 	out = binary.BigEndian.AppendUint32(out, signCount)
 	if credID != nil {
-		out = append(out, AAGUID[:]...)
+		out = append(out, aaguid[:]...)
 		out = binary.BigEndian.AppendUint16(out, uint16(len(credID)))
 		out = append(out, credID...)
 		out = append(out, marshal(pub)...)

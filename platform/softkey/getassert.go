@@ -199,7 +199,7 @@ func (a *Authenticator) assert(src *credentialSource, b *assertionBatch) (*authe
 		}
 		ext = map[string]any{"hmac-secret": out}
 	}
-	authData := authenticatorData(src.rpIDHash, b.flags, a.nextSignCount(), nil, nil, ext)
+	authData := authenticatorData(a.cfg.AAGUID, src.rpIDHash, b.flags, a.nextSignCount(), nil, nil, ext)
 	msg := append(append([]byte{}, authData...), b.clientDataHash...)
 	sig, err := src.key.sign(msg)
 	if err != nil {

@@ -71,7 +71,7 @@ func (a *Authenticator) getInfo() *authenticatorGetInfoResponse {
 	return &authenticatorGetInfoResponse{
 		Versions:                         append([]string(nil), identity.Versions...),
 		Extensions:                       []string{"credProtect", "hmac-secret", "minPinLength"},
-		AAGUID:                           AAGUID[:],
+		AAGUID:                           a.cfg.AAGUID[:],
 		Options:                          opts,
 		MaxMsgSize:                       maxMsgSize,
 		PinUvAuthProtocols:               []uint{2, 1},

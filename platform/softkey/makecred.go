@@ -258,7 +258,7 @@ func (a *Authenticator) makeCredential(ctx context.Context, params []byte, keepa
 		flags |= flagUV
 	}
 	pub := key.publicCOSE()
-	authData := authenticatorData(rpIDHash[:], flags, a.nextSignCount(), credID, &pub, extOut)
+	authData := authenticatorData(a.cfg.AAGUID, rpIDHash[:], flags, a.nextSignCount(), credID, &pub, extOut)
 
 	// Step 19. Attestation statement.
 	resp := &authenticatorMakeCredentialResponse{AuthData: authData, EpAtt: epAtt}

@@ -5,7 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"testing"
+
+	"github.com/fxamacker/cbor/v2"
 )
 
 func TestMakeCredentialErrors(t *testing.T) {
@@ -222,4 +225,41 @@ func TestMakeCredentialExtensions(t *testing.T) {
 	if _, ok := ext["minPinLength"]; ok {
 		t.Fatal("minPinLength returned to an RP not in minPinLengthRPIDs")
 	}
+}
+
+// TestAnotherModelNamesItsAAGUIDEverywhere: a key configured as another
+// model says so in getInfo, in the credential's authenticator data and in
+// its attestation certificate's id-fido-gen-ce-aaguid extension, which a
+// relying party checks against each other.
+func TestAnotherModelNamesItsAAGUIDEverywhere(t *testing.T) {
+	model := [16]byte{0x6d, 0x44, 0xba, 0x9b, 0xf6, 0xec, 0x2e, 0x49, 0xb9, 0x30, 0x0c, 0x8f, 0xe9, 0x20, 0xcb, 0x73}
+	c := newTestKey(t, Config{AAGUID: model})
+	resp := c.key.CBOR(context.Background(), []byte{byte(CmdGetInfo)}, nil)
+	var info authenticatorGetInfoResponse
+	if len(resp) == 0 || resp[0] != 0 || cbor.Unmarshal(resp[1:], &info) != nil {
+		t.Fatalf("getInfo: %x", resp)
+	}
+	if string(info.AAGUID) != string(model[:]) {
+		t.Fatalf("getInfo AAGUID %x", info.AAGUID)
+	}
+	mc, err := c.makeCred(makeCredReq("example.com", "alice", true))
+	wantStatus(t, err, StatusOK)
+	// rpIdHash (32), flags (1), signCount (4), then the AAGUID.
+	if got := mc.AuthData[37:53]; string(got) != string(model[:]) {
+		t.Fatalf("authData AAGUID %x", got)
+	}
+	leaf, err := x509.ParseCertificate(mc.AttStmt["x5c"].([]any)[0].([]byte))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range leaf.Extensions {
+		if ext.Id.Equal(oidFIDOGenCeAAGUID) {
+			var v []byte
+			if _, err := asn1.Unmarshal(ext.Value, &v); err != nil || string(v) != string(model[:]) {
+				t.Fatalf("certificate AAGUID %x (%v)", v, err)
+			}
+			return
+		}
+	}
+	t.Fatal("no AAGUID extension in the attestation certificate")
 }

@@ -260,7 +260,7 @@ func (a *Authenticator) u2fAuthenticate(ctx context.Context, control byte, data 
 		}
 		flags = flagUP
 	}
-	authData := authenticatorData(application, flags, a.nextSignCount(), nil, nil, nil)
+	authData := authenticatorData(a.cfg.AAGUID, application, flags, a.nextSignCount(), nil, nil, nil)
 	signed := make([]byte, 0, len(authData)+len(challenge))
 	signed = append(signed, authData...)
 	signed = append(signed, challenge...)
