@@ -9,7 +9,14 @@ require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/fxamacker/cbor/v2 v2.10.0
+	// fpdf: enroll/provision/handover's printed PIN handover page, a one-page PDF
+	// in the core fonts (no font files); pure Go, and the package imports only
+	// the standard library.
+	github.com/go-pdf/fpdf v0.9.0
 	github.com/go-webauthn/webauthn v0.18.2
+	// flock: one keydesk provision run per results directory; the lock goes
+	// with the process however it ends (kill -9 included), on every OS.
+	github.com/gofrs/flock v0.13.2
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
