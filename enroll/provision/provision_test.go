@@ -273,3 +273,49 @@ func TestProvisionResetsAUsedKeyOnceConfirmed(t *testing.T) {
 		t.Fatalf("the declined key lost its PIN: %v", err)
 	}
 }
+
+// TestProvisionNeedsAnAdmin: the service refuses a user's or a helpdesk
+// member's session before any key is asked for.
+func TestProvisionNeedsAnAdmin(t *testing.T) {
+	e := newEnv(t, rptest.ServerOptions{})
+	for _, role := range []string{"user", "helpdesk"} {
+		t.Run(role, func(t *testing.T) {
+			name := "a-" + role
+			req := api.CreateUserRequest{Name: name}
+			if role != "user" {
+				req.Roles = []string{role}
+			}
+			if _, err := e.admin.CreateUser(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			g, err := e.admin.IssueGrant(context.Background(), name, api.IssueGrantRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &rptest.Client{BaseURL: e.srv.URL}
+			k, _ := rptest.NewKey(rpOrigin)
+			if _, err := c.Redeem(name, g.Code); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Register(k, "k"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Login(k, name); err != nil {
+				t.Fatal(err)
+			}
+			api, err := rpclient.New(rpclient.Config{BaseURL: e.srv.URL, Token: c.Token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := e.config(nil)
+			cfg.API = api
+			if _, err := provision.New(context.Background(), cfg); !errors.Is(err, rpclient.ErrForbidden) {
+				t.Fatalf("New with a %s session: %v, want ErrForbidden", role, err)
+			}
+			// The provisioning routes themselves refuse it too.
+			if _, _, _, err := api.ProvisionBegin(context.Background(), "root", ""); !errors.Is(err, rpclient.ErrForbidden) {
+				t.Fatalf("ProvisionBegin with a %s session: %v", role, err)
+			}
+		})
+	}
+}

@@ -128,6 +128,16 @@ account commands (at the relying party of a profile; see below):
                                          old one: without --yes, type 'yes' to
                                          confirm); printed once, or written to a
                                          new FILE only you may read
+  provision --csv USERS.csv --out DIR [--profile P] [--batch NAME]
+            [--nickname N] [--pin-length 8] [--pin-alphabet digits|alphanumeric]
+            [--min-pin-length 6] [--enterprise-attestation] [--yes]
+                                         (admins) enroll a key for each user of
+                                         the CSV (name[,nickname]) as keys are
+                                         plugged in, one after another: a random
+                                         PIN, changed on first use, printed on
+                                         one PDF page per user in DIR/pins;
+                                         DIR/results.csv has no PIN; stopped, the
+                                         same command resumes (DIR/journal.jsonl)
   help                                   show this text
 
 flags:
@@ -317,6 +327,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.recover(ctx, rest)
 	case "recovery-codes":
 		err = e.recoveryCodes(ctx, rest)
+	case "provision":
+		err = e.provisionCmd(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, Usage)
 		return nil
