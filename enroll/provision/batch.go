@@ -18,6 +18,7 @@ import (
 	"github.com/keydesk/keydesk/enroll/provision/journal"
 	"github.com/keydesk/keydesk/enroll/rpclient"
 	"github.com/keydesk/keydesk/platform"
+	"github.com/keydesk/keydesk/rp/api"
 )
 
 // The files of a batch's results directory.
@@ -166,7 +167,7 @@ func (b *batch) say(format string, args ...any) {
 func (b *batch) record(r journal.Record) error {
 	r.Time = b.cfg.Now().UTC()
 	if err := b.j.Append(r); err != nil {
-		return fmt.Errorf("provision: journal: %w", err)
+		return fmt.Errorf("%w: %w", errJournal, err)
 	}
 	return nil
 }
@@ -240,9 +241,8 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 	if err := b.record(journal.Record{User: u.Name, Event: journal.Started, Nickname: u.Nickname}); err != nil {
 		return err
 	}
-	job := NewJob(u)
-	defer job.Wipe()
-	journaled := false // the enrollment is in the journal
+	job := b.newJob(u)
+	defer func() { job.Wipe() }()
 	retry := b.cfg.Retry
 	for {
 		if b.key == nil {
@@ -258,12 +258,8 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 			b.key = k
 		}
 		err := b.p.Provision(ctx, job, b.key)
-		if job.Key() != nil && !journaled {
-			if jerr := b.record(journal.Record{User: u.Name, Event: journal.Enrolled, CredentialID: job.Key().ID,
-				AAGUID: job.AAGUID(), Model: job.Model(), Nickname: job.Key().Nickname}); jerr != nil {
-				return jerr
-			}
-			journaled = true
+		if errors.Is(err, errJournal) {
+			return err
 		}
 		if err == nil {
 			return b.done(u, job)
@@ -294,7 +290,7 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 				return err
 			}
 			job.Wipe()
-			job, journaled = NewJob(u), false
+			job = b.newJob(u)
 			b.say("Starting %s over on this key.", u.Name)
 		case errors.Is(err, platform.ErrDeviceRemoved), errors.Is(err, platform.ErrNoDevice):
 			b.say("The key was removed before it was finished.")
@@ -311,6 +307,20 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 			return b.fail(ctx, u, job, err)
 		}
 	}
+}
+
+// errJournal marks a journal that could not be written: the run stops.
+var errJournal = errors.New("provision: journal")
+
+// newJob starts u's provisioning, journalling the enrollment as soon as
+// the service has it.
+func (b *batch) newJob(u User) *Job {
+	j := NewJob(u)
+	j.Enrolled = func(k *api.Key) error {
+		return b.record(journal.Record{User: u.Name, Event: journal.Enrolled, CredentialID: k.ID,
+			AAGUID: j.AAGUID(), Model: j.Model(), Nickname: k.Nickname})
+	}
+	return j
 }
 
 // done hands the PIN over on paper and records the user as done.

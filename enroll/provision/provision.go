@@ -181,6 +181,11 @@ func New(ctx context.Context, cfg Config) (*Provisioner, error) {
 // keeps the key's PIN in memory until Done hands it over.
 type Job struct {
 	User User
+	// Enrolled, if set, is called as soon as the service has stored the
+	// key, before the test sign-in: from then on the user has a key at
+	// the service, which a journal must know of should the process die.
+	// An error stops the provisioning (the enrollment stays; Key has it).
+	Enrolled func(*api.Key) error
 	// What was done, so that another attempt continues from there.
 	pin      *PIN
 	aaguid   [16]byte
@@ -457,6 +462,9 @@ func (p *Provisioner) enroll(ctx context.Context, j *Job, key platform.Authentic
 		return fmt.Errorf("finish the enrollment: %w", err)
 	}
 	j.key = k
+	if j.Enrolled != nil {
+		return j.Enrolled(k)
+	}
 	return nil
 }
 

@@ -24,6 +24,13 @@ import (
 // (secretservicetest.Shared), which runs in the re-executed process, and
 // are stopped when Preload returns there — it returns only in that
 // process, after the tests.
+//
+// A test that needs keydesk as a process of its own, to kill it, runs the
+// test binary again with childArgsEnv set: it then is keydesk (runChild),
+// with the shim, the sockets and the bus it inherits.
 func TestMain(m *testing.M) {
+	if os.Getenv(childArgsEnv) != "" {
+		os.Exit(runChild())
+	}
 	os.Exit(secretservicetest.Run(func() int { return softkeytest.Preload(m) }))
 }

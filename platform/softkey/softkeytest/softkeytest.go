@@ -168,7 +168,39 @@ func ServeHandler(tb testing.TB, a *softkey.Authenticator, h ctaphid.Handler) *K
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sock := filepath.Join(dir, "key.sock")
+	k := serve(tb, a, h, filepath.Join(dir, "key.sock"), true)
+	stop := k.stop
+	k.stop = sync.OnceFunc(func() { stop(); os.RemoveAll(dir) })
+	return k
+}
+
+// SocketPath returns a new unix socket path, for ServeAt, in a directory
+// removed when the test ends.
+func SocketPath(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "kd")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "key.sock")
+}
+
+// ServeAt serves a on the socket sock without telling this process's shim
+// (Key.Path is empty): for a program started earlier whose
+// KEYDESK_VHID_SOCKET already lists sock, which sees the key appear at
+// that place in its list as if it were plugged in. A program's
+// environment is fixed when it starts, so keys served later by Serve are
+// out of its sight.
+func ServeAt(tb testing.TB, a *softkey.Authenticator, sock string) *Key {
+	tb.Helper()
+	return serve(tb, a, a, sock, false)
+}
+
+// serve listens on sock and serves h in front of a; announce tells the
+// shim of this process about it.
+func serve(tb testing.TB, a *softkey.Authenticator, h ctaphid.Handler, sock string, announce bool) *Key {
+	tb.Helper()
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
 	if err != nil {
 		tb.Fatal(err)
@@ -180,15 +212,21 @@ func ServeHandler(tb testing.TB, a *softkey.Authenticator, h ctaphid.Handler) *K
 		defer close(done)
 		ctaphid.Serve(ctx, ln, dev)
 	}()
-	idx := register(sock)
-	k := &Key{Path: fmt.Sprintf("%s%d", PathPrefix, idx), Socket: sock, Authenticator: a, Device: dev}
+	k := &Key{Socket: sock, Authenticator: a, Device: dev}
+	idx := -1
+	if announce {
+		idx = register(sock)
+		k.Path = fmt.Sprintf("%s%d", PathPrefix, idx)
+	}
 	k.stop = sync.OnceFunc(func() {
-		unregister(idx)
+		if idx >= 0 {
+			unregister(idx)
+		}
 		cancel()
 		ln.Close()
 		<-done
 		dev.Close()
-		os.RemoveAll(dir)
+		os.Remove(sock)
 	})
 	tb.Cleanup(k.Stop)
 	return k
