@@ -302,10 +302,8 @@ func (p *Provisioner) provision(ctx context.Context, j *Job, key platform.Authen
 	pin := j.pin.reveal()
 	if p.cfg.EnterpriseAttestation && !j.epDone {
 		report(StepEnterpriseAttestation, false, "Enabling enterprise attestation")
-		switch info.EnterpriseAttestation() {
-		case platform.EnterpriseAttestationUnsupported:
-			return fmt.Errorf("enterprise attestation was asked for: %w (the key does not support it)", ErrKeyUnsupported)
-		case platform.EnterpriseAttestationDisabled:
+		// check refused keys without it before they were changed.
+		if info.EnterpriseAttestation() == platform.EnterpriseAttestationDisabled {
 			if err := key.EnableEnterpriseAttestation(ctx, pin); err != nil {
 				return fmt.Errorf("enable enterprise attestation: %w", err)
 			}
@@ -380,6 +378,8 @@ func (p *Provisioner) check(info *platform.Info) error {
 		return fmt.Errorf("%w: %s cannot force a PIN change on first use (it lacks CTAP 2.1's setMinPINLength)", ErrKeyUnsupported, name)
 	case !info.HasOption("credMgmt") && !info.HasOption("credentialMgmtPreview"):
 		return fmt.Errorf("%w: %s cannot list the credentials it holds", ErrKeyUnsupported, name)
+	case p.cfg.EnterpriseAttestation && info.EnterpriseAttestation() == platform.EnterpriseAttestationUnsupported:
+		return fmt.Errorf("%w: %s has no enterprise attestation, which this batch enables", ErrKeyUnsupported, name)
 	}
 	return nil
 }

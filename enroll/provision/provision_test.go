@@ -319,3 +319,32 @@ func TestProvisionNeedsAnAdmin(t *testing.T) {
 		})
 	}
 }
+
+// TestProvisionEnablesEnterpriseAttestation: asked for, enterprise
+// attestation is enabled on a key that supports it, and a key that does
+// not is refused before anything is enrolled.
+func TestProvisionEnablesEnterpriseAttestation(t *testing.T) {
+	e := newEnv(t, rptest.ServerOptions{})
+	e.users(t, "alice", "bob")
+	p := e.provisioner(t, func(c *provision.Config) { c.EnterpriseAttestation = true })
+	ctx := context.Background()
+	key, _ := plug(t, softkey.Config{})
+	if err := p.Provision(ctx, provision.NewJob(provision.User{Name: "alice"}), key); err != nil {
+		t.Fatal(err)
+	}
+	info, err := key.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.EnterpriseAttestation() != platform.EnterpriseAttestationEnabled {
+		t.Fatalf("enterprise attestation %s", info.EnterpriseAttestation())
+	}
+	without, _ := plug(t, softkey.Config{NoEnterpriseAttestation: true})
+	j := provision.NewJob(provision.User{Name: "bob"})
+	if err := p.Provision(ctx, j, without); !errors.Is(err, provision.ErrKeyUnsupported) {
+		t.Fatalf("a key without enterprise attestation: %v", err)
+	}
+	if info, _ := without.Info(ctx); j.Key() != nil || j.Touched() || info.PINSet() {
+		t.Fatal("a key that cannot do what was asked was changed")
+	}
+}
