@@ -57,13 +57,13 @@ type windowOptions struct {
 
 // errNoDisplay is keydesk with no command where there is no display (over
 // SSH, in a container): GLFW would panic.
-var errNoDisplay = errors.New("there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); " +
+var errNoDisplay = errors.New("there is no display to open the window on (DISPLAY is not set); " +
 	"the commands work without one: keydesk help lists them")
 
 // runWindow runs the app until its window closes.
 func runWindow(o windowOptions) error {
-	if runtime.GOOS != "darwin" && runtime.GOOS != "windows" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
-		return errNoDisplay
+	if err := checkDisplay(); err != nil {
+		return err
 	}
 	dir, err := local.DataDir()
 	if err != nil {
