@@ -1,10 +1,13 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // maxBatch bounds how many Store.Tx calls one group commit runs.
@@ -30,17 +33,25 @@ type committer struct {
 	// connection's cache whenever another connection has written, and a
 	// batch on a fresh connection would read each page it touches from
 	// the file again.
-	conn      *connStmts
+	conn *connStmts
+	// runner is the goroutine that runs the batches, which a read made
+	// from inside a batch's f (on that goroutine) must not wait for.
+	runner atomic.Uint64
+	// inF is set while a job's f runs: only then can a read come from
+	// the committer's own goroutine, which goid (a microsecond or two)
+	// is asked to tell.
+	inF       atomic.Bool
 	jobs      chan *job
 	closed    chan struct{} // closed by close
 	closeOnce sync.Once
 	done      chan struct{} // closed when run returns
 }
 
-// job is one Store.Tx waiting in the committer.
+// job is one Store.Tx waiting in the committer, or one read (read set).
 type job struct {
-	ctx context.Context
-	f   func(*tx) error
+	ctx  context.Context
+	f    func(*tx) error
+	read func(ctx context.Context, q querier) error
 	// err is f's error, or the commit's; panicked holds what f panicked
 	// with, to panic with again on the caller's goroutine (the value as
 	// it was, so that a caller's recover sees what f threw).
@@ -57,7 +68,30 @@ func newCommitter(s *Store) *committer {
 
 // do runs f in the next batch and returns its outcome.
 func (c *committer) do(ctx context.Context, f func(*tx) error) error {
-	j := &job{ctx: ctx, f: f, done: make(chan struct{})}
+	return c.submit(&job{ctx: ctx, f: f, done: make(chan struct{})})
+}
+
+// read runs f on the committer's connection, outside any transaction,
+// before the next batch: a read there finds the pages it needs in the
+// connection's cache, which stays valid because every write of the
+// process goes through that connection, where any other connection's
+// cache is dropped by the next commit and its reads go to the file.
+//
+// A read from inside a Tx's f (which should use its tx) would wait for
+// itself: it runs on the pool, as reads did before.
+func (c *committer) read(ctx context.Context, f func(ctx context.Context, q querier) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.inF.Load() && goid() == c.runner.Load() {
+		return f(ctx, c.s.pdb)
+	}
+	return c.submit(&job{ctx: ctx, read: f, done: make(chan struct{})})
+}
+
+// submit queues j and waits for its outcome.
+func (c *committer) submit(j *job) error {
+	ctx := j.ctx
 	select {
 	case c.jobs <- j:
 	case <-ctx.Done():
@@ -81,6 +115,7 @@ func (c *committer) close() {
 
 // run collects batches: whatever waits when the previous one ends.
 func (c *committer) run() {
+	c.runner.Store(goid())
 	defer close(c.done)
 	defer func() {
 		if c.conn != nil {
@@ -105,8 +140,45 @@ func (c *committer) run() {
 				break collect
 			}
 		}
-		c.commit(batch)
+		batch = c.reads(batch)
+		if len(batch) > 0 {
+			c.commit(batch)
+		}
 	}
+}
+
+// reads runs the read jobs of batch and returns the others.
+func (c *committer) reads(batch []*job) []*job {
+	writes := batch[:0]
+	for _, j := range batch {
+		if j.read == nil {
+			writes = append(writes, j)
+			continue
+		}
+		if c.conn == nil {
+			conn, err := c.s.db.Conn(context.Background())
+			if err != nil {
+				j.err = fmt.Errorf("sqlstore: %w", err)
+				close(j.done)
+				continue
+			}
+			c.conn = newConnStmts(conn)
+		}
+		j.err = c.callRead(j)
+		close(j.done)
+	}
+	return writes
+}
+
+// callRead runs j's read, as call runs a write.
+func (c *committer) callRead(j *job) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			j.panicked = v
+			err = fmt.Errorf("sqlstore: read panicked")
+		}
+	}()
+	return j.read(context.WithoutCancel(j.ctx), c.conn)
 }
 
 // commit runs batch in one transaction. Until one of its jobs has
@@ -246,6 +318,8 @@ func (c *committer) drop() {
 // call runs j's f on t, turning a panic into an error for the batch and
 // a panic for j's caller.
 func (c *committer) call(j *job, t *tx) (err error) {
+	c.inF.Store(true)
+	defer c.inF.Store(false)
 	defer func() {
 		if v := recover(); v != nil {
 			j.panicked = v
@@ -253,4 +327,21 @@ func (c *committer) call(j *job, t *tx) (err error) {
 		}
 	}()
 	return j.f(t)
+}
+
+// goid is the calling goroutine's ID, from the header of its stack trace
+// ("goroutine 18 [running]:"). Go offers no other way; a read asks it
+// once, about a microsecond.
+func goid() uint64 {
+	var buf [32]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }

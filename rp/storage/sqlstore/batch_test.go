@@ -115,3 +115,56 @@ func TestCommitKeepsEachJobsOutcome(t *testing.T) {
 		})
 	}
 }
+
+// TestAReadInsideATransactionDoesNotWaitForIt: a Store read made from
+// inside a batch's f (which should use its tx instead) runs on the pool
+// rather than waiting for the committer, which is running the caller.
+func TestAReadInsideATransactionDoesNotWaitForIt(t *testing.T) {
+	ctx := t.Context()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "db")+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ctx, db, testDialect)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	defer s.Close()
+	u := storage.User{ID: []byte("u1"), Name: "alice", DisplayName: "Alice", Roles: []storage.Role{storage.RoleUser}, CreatedAt: time.Unix(1e9, 0).UTC()}
+	if err := s.Tx(ctx, func(tx storage.Tx) error { return tx.CreateUser(u) }); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Tx(ctx, func(tx storage.Tx) error {
+			_, _, err := s.UserWithCredentials(ctx, "alice")
+			return err
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a read inside a transaction waited for the committer running it")
+	}
+	// And a read outside sees what the last batch wrote.
+	got, _, err := s.UserWithCredentials(ctx, "alice")
+	if err != nil || got.Name != "alice" {
+		t.Fatalf("read after write: %+v, %v", got, err)
+	}
+}
+
+func TestGoid(t *testing.T) {
+	me := goid()
+	if me == 0 || goid() != me {
+		t.Fatalf("goid %d, then %d", me, goid())
+	}
+	other := make(chan uint64)
+	go func() { other <- goid() }()
+	if o := <-other; o == 0 || o == me {
+		t.Fatalf("another goroutine's goid %d, mine %d", o, me)
+	}
+}

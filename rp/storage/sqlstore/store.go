@@ -124,6 +124,16 @@ func (s *Store) tryTx(ctx context.Context, f func(tx storage.Tx) error) (err err
 	return nil
 }
 
+// readHot runs f, a read of the sign-in path, once: on the committer's
+// connection where writes go through one (see committer.read), else on
+// the pool.
+func (s *Store) readHot(ctx context.Context, f func(ctx context.Context, q querier) error) error {
+	if s.commit == nil {
+		return f(ctx, s.pdb)
+	}
+	return s.commit.read(ctx, f)
+}
+
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
@@ -223,7 +233,9 @@ func (s *Store) CredentialWithUser(ctx context.Context, id []byte) (*storage.Cre
 	)
 	query := `SELECT ` + prefixed("c.", credentialColumns) + `, ` + prefixed("u.", userColumns) + `
 		FROM credentials c JOIN users u ON u.id = c.user_id WHERE c.id = $1`
-	if err := s.pdb.QueryRowContext(ctx, s.q.get(query), id).Scan(append(cr.dest(), ur.dest()...)...); err != nil {
+	if err := s.readHot(ctx, func(ctx context.Context, q querier) error {
+		return q.QueryRowContext(ctx, s.q.get(query), id).Scan(append(cr.dest(), ur.dest()...)...)
+	}); err != nil {
 		return nil, nil, fmt.Errorf("sqlstore: credential with user: %w", notFound(err))
 	}
 	return cr.credential(), ur.user(), nil
@@ -234,33 +246,37 @@ func (s *Store) CredentialWithUser(ctx context.Context, id []byte) (*storage.Cre
 // whose credential columns are NULL.
 func (s *Store) UserWithCredentials(ctx context.Context, name string) (*storage.User, []storage.Credential, error) {
 	const op = "user with credentials"
-	rows, err := s.pdb.QueryContext(ctx, s.q.get(`SELECT `+prefixed("u.", userColumns)+`, `+outerCredentialColumns+`
-		FROM users u LEFT JOIN credentials c ON c.user_id = u.id
-		WHERE u.name = $1 ORDER BY c.created_at, c.id`), foldName(name))
-	if err != nil {
-		return nil, nil, fmt.Errorf("sqlstore: %s: %w", op, err)
-	}
-	defer rows.Close()
 	var (
 		u     *storage.User
 		creds []storage.Credential
 	)
-	for rows.Next() {
-		var (
-			ur userRow
-			cr credentialRow
-		)
-		if err := rows.Scan(append(ur.dest(), cr.dest()...)...); err != nil {
-			return nil, nil, fmt.Errorf("sqlstore: %s: %w", op, err)
+	err := s.readHot(ctx, func(ctx context.Context, q querier) error {
+		u, creds = nil, nil
+		rows, err := q.QueryContext(ctx, s.q.get(`SELECT `+prefixed("u.", userColumns)+`, `+outerCredentialColumns+`
+		FROM users u LEFT JOIN credentials c ON c.user_id = u.id
+		WHERE u.name = $1 ORDER BY c.created_at, c.id`), foldName(name))
+		if err != nil {
+			return err
 		}
-		if u == nil {
-			u = ur.user()
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				ur userRow
+				cr credentialRow
+			)
+			if err := rows.Scan(append(ur.dest(), cr.dest()...)...); err != nil {
+				return err
+			}
+			if u == nil {
+				u = ur.user()
+			}
+			if cr.c.ID != nil {
+				creds = append(creds, *cr.credential())
+			}
 		}
-		if cr.c.ID != nil {
-			creds = append(creds, *cr.credential())
-		}
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, nil, fmt.Errorf("sqlstore: %s: %w", op, err)
 	}
 	if u == nil {
@@ -335,9 +351,11 @@ func (s *Store) Ceremony(ctx context.Context, id string, now time.Time) (*storag
 		expires  int64
 		consumed sql.NullInt64
 	)
-	err := s.pdb.QueryRowContext(ctx, s.q.get(`SELECT kind, user_id, session_hash, session, nickname, expires_at, consumed_at
+	err := s.readHot(ctx, func(ctx context.Context, q querier) error {
+		return q.QueryRowContext(ctx, s.q.get(`SELECT kind, user_id, session_hash, session, nickname, expires_at, consumed_at
 		FROM ceremonies WHERE id = $1`), id).
-		Scan(&kind, &c.UserID, &c.SessionHash, &c.Session, &c.Nickname, &expires, &consumed)
+			Scan(&kind, &c.UserID, &c.SessionHash, &c.Session, &c.Nickname, &expires, &consumed)
+	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("sqlstore: %s: %w", op, storage.ErrNotFound)
