@@ -185,6 +185,9 @@ func (s *Shell) accountShown(me *api.Me) {
 	if s.helpdesk != nil {
 		s.helpdesk.follow(me)
 	}
+	if s.provisioning != nil {
+		s.provisioning.follow(me)
+	}
 }
 
 // staffRoles says whether roles allow the helpdesk tools.
@@ -232,34 +235,7 @@ func (hd *helpdeskScreen) follow(me *api.Me) {
 	hd.showResults()
 	hd.showUser()
 	hd.show()
-	hd.setTabShown(member != "")
-}
-
-// setTabShown puts the tab right after the Account tab, or takes it
-// away (then showing the Account tab if it was the one on show).
-func (hd *helpdeskScreen) setTabShown(shown bool) {
-	tabs := hd.s.tabs
-	i := slices.Index(tabs.Items, hd.tab)
-	switch {
-	case shown && i < 0:
-		at := len(tabs.Items)
-		for j, it := range tabs.Items {
-			if hd.s.account != nil && it.Content == fyne.CanvasObject(hd.s.account.content) {
-				at = j + 1
-			}
-		}
-		sel := tabs.SelectedIndex()
-		tabs.SetItems(slices.Insert(slices.Clone(tabs.Items), at, hd.tab))
-		if sel >= at {
-			tabs.SelectIndex(sel + 1)
-		}
-	case !shown && i >= 0:
-		wasShown := tabs.SelectedIndex() == i
-		tabs.Remove(hd.tab)
-		if wasShown && i > 0 {
-			tabs.SelectIndex(i - 1)
-		}
-	}
+	hd.s.showTab(hd.tab, member != "")
 }
 
 // client is the member's connection to the service, nil without one.

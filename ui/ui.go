@@ -7,6 +7,7 @@ package ui
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/keydesk/keydesk/enroll"
 	"github.com/keydesk/keydesk/enroll/profile"
+	"github.com/keydesk/keydesk/enroll/provision"
 	"github.com/keydesk/keydesk/platform"
 )
 
@@ -50,6 +52,13 @@ type Deps struct {
 	// changes as people sign in and out): the Helpdesk tab, shown while a
 	// helpdesk member or an admin is signed in with a key.
 	Helpdesk func() Helpdesk
+	// Provisioning, if set, gives the provisioning configuration for the
+	// Account tab's session (its API client, origin and RP ID): the
+	// Provisioning tab, shown while an admin is signed in with a key.
+	Provisioning func() provision.Config
+	// ProvisioningDir is the folder under which each batch gets its results
+	// folder by default.
+	ProvisioningDir string
 	// Do runs f on the UI goroutine; nil means fyne.Do. Tests serialize
 	// with their own.
 	Do func(f func())
@@ -73,8 +82,11 @@ type Shell struct {
 	account  *accountScreen
 	recovery *recoveryScreen
 	helpdesk *helpdeskScreen
-	settings *settingsScreen
-	tabs     *container.AppTabs
+	// provisioning is the Provisioning tab's screen, nil without
+	// Deps.Provisioning.
+	provisioning *provisioningScreen
+	settings     *settingsScreen
+	tabs         *container.AppTabs
 	// pinPrompt is a flow's PIN dialog on show, for the tests.
 	pinPrompt *pinPrompt
 }
@@ -103,6 +115,9 @@ func New(app fyne.App, d Deps) *Shell {
 			s.tabs.Append(container.NewTabItem("Account", s.account.content))
 			if d.Helpdesk != nil {
 				s.helpdesk = newHelpdeskScreen(s)
+			}
+			if d.Provisioning != nil {
+				s.provisioning = newProvisioningScreen(s)
 			}
 		}
 	}
@@ -151,6 +166,49 @@ func (s *Shell) goBackground(f func(ctx context.Context)) {
 		defer s.wg.Done()
 		f(s.ctx)
 	}()
+}
+
+// sessionTabs are the tabs shown only for some sessions, in their order
+// right after the Account tab.
+func (s *Shell) sessionTabs() []*container.TabItem {
+	var out []*container.TabItem
+	if s.helpdesk != nil {
+		out = append(out, s.helpdesk.tab)
+	}
+	if s.provisioning != nil {
+		out = append(out, s.provisioning.tab)
+	}
+	return out
+}
+
+// showTab puts tab, one of sessionTabs, in its place after the Account
+// tab, or takes it away (then showing the tab before it if it was the one
+// on show) (UI goroutine).
+func (s *Shell) showTab(tab *container.TabItem, shown bool) {
+	tabs := s.tabs
+	i := slices.Index(tabs.Items, tab)
+	switch {
+	case shown && i < 0:
+		order := s.sessionTabs()
+		before := order[:max(slices.Index(order, tab), 0)]
+		at := len(tabs.Items)
+		for j, it := range tabs.Items {
+			if (s.account != nil && it.Content == fyne.CanvasObject(s.account.content)) || slices.Contains(before, it) {
+				at = j + 1
+			}
+		}
+		sel := tabs.SelectedIndex()
+		tabs.SetItems(slices.Insert(slices.Clone(tabs.Items), at, tab))
+		if sel >= at {
+			tabs.SelectIndex(sel + 1)
+		}
+	case !shown && i >= 0:
+		wasShown := tabs.SelectedIndex() == i
+		tabs.Remove(tab)
+		if wasShown && i > 0 {
+			tabs.SelectIndex(i - 1)
+		}
+	}
 }
 
 // connectedDevices are the keys plugged in now, as the Keys tab lists

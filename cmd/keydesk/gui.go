@@ -20,6 +20,7 @@ import (
 	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/enroll"
 	"github.com/keydesk/keydesk/enroll/profile"
+	"github.com/keydesk/keydesk/enroll/provision"
 	"github.com/keydesk/keydesk/enroll/rpclient"
 	"github.com/keydesk/keydesk/enroll/webauthn"
 	"github.com/keydesk/keydesk/platform"
@@ -41,6 +42,10 @@ const (
 	virtualKeyState = "virtual-key.state"
 	virtualKeySeal  = "virtual-key.seal"
 )
+
+// provisioningFolder is the folder of the data directory that holds a
+// results folder per provisioning batch, by default.
+const provisioningFolder = "provisioning"
 
 // runGUI opens the Keydesk window and returns when it is closed.
 func runGUI() error { return runWindow(windowOptions{}) }
@@ -120,8 +125,8 @@ func runWindow(o windowOptions) error {
 	return nil
 }
 
-// withService fills in d's account, recovery and helpdesk for the
-// service in use (see service); stop stops what was started.
+// withService fills in d's account, recovery, helpdesk and provisioning
+// for the service in use (see service); stop stops what was started.
 func withService(d *ui.Deps, dir string, set *profile.Set) (stop func(), err error) {
 	svc, prof, stop, err := service(dir, set)
 	if err != nil {
@@ -141,6 +146,13 @@ func withService(d *ui.Deps, dir string, set *profile.Set) (stop func(), err err
 	// The helpdesk's calls go with the Account tab's session: the same
 	// client, whose token follows sign-in and sign-out.
 	d.Helpdesk = func() ui.Helpdesk { return accountCfg.API }
+	// Provisioning too: an admin's session, the one the Account tab
+	// signs in; each batch's results and PIN pages go in a folder of
+	// their own in the data directory (the PIN pages' folder is 0700).
+	d.Provisioning = func() provision.Config {
+		return provision.Config{API: accountCfg.API, Origin: accountCfg.Origin, RPID: accountCfg.RPID}
+	}
+	d.ProvisioningDir = filepath.Join(dir, provisioningFolder)
 	d.NewRecoverer = func(u enroll.UI) (ui.Recoverer, error) {
 		cfg, err := enrollConfig(prof, u)
 		if err != nil {

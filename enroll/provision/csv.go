@@ -130,3 +130,43 @@ func defuse(c string) string {
 	}
 	return c
 }
+
+// ReadResults reads results WriteResults wrote, by their header's column
+// names (so that a column added later does not shift the others), undoing
+// the quote that keeps a spreadsheet from running a cell. A GUI shows from
+// them who an earlier run of the batch enrolled; the journal, not this
+// file, is what a resumed run goes by.
+func ReadResults(r io.Reader) ([]Result, error) {
+	recs, err := csv.NewReader(r).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("results CSV: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("results CSV: no header")
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	if _, ok := col["user"]; !ok {
+		return nil, errors.New("results CSV: no user column")
+	}
+	cell := func(rec []string, name string) string {
+		i, ok := col[name]
+		if !ok || i >= len(rec) {
+			return ""
+		}
+		c := rec[i]
+		if len(c) > 1 && c[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(c[1])) {
+			c = c[1:]
+		}
+		return c
+	}
+	var out []Result
+	for _, rec := range recs[1:] {
+		out = append(out, Result{User: cell(rec, "user"), Nickname: cell(rec, "nickname"), Model: cell(rec, "key model"),
+			AAGUID: cell(rec, "aaguid"), CredentialID: cell(rec, "credential id"), Status: Status(cell(rec, "status")),
+			Error: cell(rec, "error"), Handover: cell(rec, "pin handover")})
+	}
+	return out, nil
+}
