@@ -29,6 +29,10 @@ const (
 	HandoverDir = "pins"
 )
 
+// busyWait is how long a key another program has for a moment is left
+// alone before it is asked again.
+const busyWait = 200 * time.Millisecond
+
 // lockFile keeps a second run off a results directory.
 const lockFile = ".lock"
 
@@ -297,6 +301,12 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 			b.key = nil
 		case errors.Is(err, platform.ErrTimeout):
 			b.say("The key was not touched in time: touch it when it blinks.")
+		case errors.Is(err, platform.ErrDeviceBusy):
+			// Another program (or the app's own key list) has the key
+			// for a moment: try again shortly.
+			if err := sleep(ctx, busyWait); err != nil {
+				return err
+			}
 		case b.serviceDown(err):
 			b.say("The service did not answer (%v): trying again in %s; the key can stay plugged in.", cause(err), retry.Round(time.Second))
 			if err := sleep(ctx, retry); err != nil {

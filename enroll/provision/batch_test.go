@@ -333,6 +333,21 @@ func TestBatchFailures(t *testing.T) {
 		e.checkHandedOver(t, cfg.Dir, map[string]platform.Authenticator{"user01": keys.keys[2]})
 	})
 
+	t.Run("ShouldWaitForAKeyAnotherProgramHasForAMoment", func(t *testing.T) {
+		e := newEnv(t, rptest.ServerOptions{})
+		users := names(1)
+		e.createUsers(t, users)
+		var busy *busyOnce
+		keys := &plugger{t: t, plan: map[int]func() platform.Authenticator{
+			0: func() platform.Authenticator { k, _ := plug(t, softkey.Config{}); busy = &busyOnce{Authenticator: k}; return busy },
+		}}
+		cfg := e.batchConfig(t, t.TempDir(), users, keys, &said{})
+		sum, err := provision.RunBatch(context.Background(), cfg)
+		if err != nil || sum.Enrolled != 1 || len(keys.keys) != 1 || busy.calls < 2 {
+			t.Fatalf("%+v, %v, %d keys, %d reads", sum, err, len(keys.keys), busy.calls)
+		}
+	})
+
 	t.Run("ShouldWaitForTheServiceToComeBack", func(t *testing.T) {
 		var down sync.Mutex
 		var isDown bool
@@ -478,4 +493,18 @@ func TestBatchRunsOncePerDirectory(t *testing.T) {
 	if err != nil || sum.Enrolled != 1 {
 		t.Fatalf("after: %+v, %v", sum, err)
 	}
+}
+
+// busyOnce is a key another program has when it is first read.
+type busyOnce struct {
+	platform.Authenticator
+	calls int
+}
+
+func (b *busyOnce) Describe(ctx context.Context) (*platform.Info, error) {
+	b.calls++
+	if b.calls == 1 {
+		return nil, &platform.Error{Op: "read the key", Kind: platform.ErrDeviceBusy, RetriesLeft: -1}
+	}
+	return b.Authenticator.Describe(ctx)
 }
