@@ -339,7 +339,11 @@ func TestBatchFailures(t *testing.T) {
 		e.createUsers(t, users)
 		var busy *busyOnce
 		keys := &plugger{t: t, plan: map[int]func() platform.Authenticator{
-			0: func() platform.Authenticator { k, _ := plug(t, softkey.Config{}); busy = &busyOnce{Authenticator: k}; return busy },
+			0: func() platform.Authenticator {
+				k, _ := plug(t, softkey.Config{})
+				busy = &busyOnce{Authenticator: k}
+				return busy
+			},
 		}}
 		cfg := e.batchConfig(t, t.TempDir(), users, keys, &said{})
 		sum, err := provision.RunBatch(context.Background(), cfg)
