@@ -36,6 +36,16 @@ func TestRunSmoke(t *testing.T) {
 	if errOut.Len() > 0 {
 		t.Errorf("stderr is not empty:\n%s", &errOut)
 	}
+	// Every level measured some CPU: a window the timers missed reads 0.
+	for _, line := range strings.Split(out.String(), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 11 || (strings.TrimSpace(cells[1]) != "sqlite" && strings.TrimSpace(cells[1]) != "postgres") {
+			continue
+		}
+		if cpu := strings.TrimSpace(cells[7]); cpu == "0" || cpu == "" {
+			t.Errorf("no CPU time in %q", line)
+		}
+	}
 	// An execution trace starts with its version line; a CPU profile is
 	// gzipped.
 	if b, err := os.ReadFile(tracePath); err != nil || !bytes.HasPrefix(b, []byte("go 1.")) {

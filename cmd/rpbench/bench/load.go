@@ -284,8 +284,18 @@ func runLevel(ctx context.Context, p *population, client *rptest.Client, backend
 		})
 	}
 	wg.Wait()
-	if tFrom.Stop() || tTo.Stop() {
-		// Stopped early (the context ended): no window to speak of.
+	// The workers stop at measureTo, and may see it pass before the
+	// timer's goroutine has run: a timer stopped after its time reads
+	// now, a moment late. One stopped before it (the context ended
+	// early) leaves no window to speak of.
+	now := time.Now()
+	if tFrom.Stop() {
+		cpuFrom.Store(int64(processCPU()))
+	}
+	if tTo.Stop() {
+		cpuTo.Store(int64(processCPU()))
+	}
+	if ctx.Err() != nil || now.Before(measureTo) {
 		cpuFrom.Store(0)
 		cpuTo.Store(0)
 	}
