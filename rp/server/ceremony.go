@@ -296,57 +296,26 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 	if err := checkNickname(req.Nickname); err != nil {
 		return err
 	}
-	defer s.timeCeremony(metrics.CeremonyRegistrationFinish)()
-	// A retry of a finished ceremony is answered once consuming the
-	// ceremony fails (replay), which costs nothing on the usual path.
-	reqHash := requestHash(body)
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
-	if err != nil {
-		s.cfg.Metrics.Registration(metrics.ResultFailure)
-		s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMalformed)
-		return problem(http.StatusBadRequest, "bad_credential", "The credential is not a registration response: %s.", protocolReason(err))
-	}
-	wu, err := s.loadUser(r.Context(), c.user)
-	if err != nil {
-		return err
-	}
-	pol, err := s.policy(r.Context())
-	if err != nil {
-		return err
-	}
-	now := s.cfg.Now()
-	// Verification happens before the transaction, which only stores.
-	stored, err := s.verifyRegistration(r.Context(), registrant{kind: storage.CeremonyRegistration, user: c.user, sessionHash: c.session.TokenHash},
-		wu, parsed, pol, req.CeremonyID, req.Nickname, now)
-	if errors.Is(err, errCeremonyUsed) {
-		if res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash); ok || rerr != nil {
-			return writeRaw(w, res, rerr)
-		}
-	}
-	if err != nil {
-		s.cfg.Metrics.Registration(metrics.ResultFailure)
-		return err
-	}
-	// A user's first usable key is when to offer recovery codes.
-	advise := false
-	if len(wu.creds) == 0 {
-		codes, err := s.cfg.Store.RecoveryCodes(r.Context(), c.user.ID)
-		if err != nil {
-			return err
-		}
-		advise = !slices.ContainsFunc(codes, func(rc storage.RecoveryCode) bool { return rc.UsedAt.IsZero() })
-	}
-	key := keyOf(stored)
-	key.RecoveryCodesAdvised = advise
-	result, err := json.Marshal(key)
-	if err != nil {
-		return err
-	}
-	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
-		if err := tx.FinishCeremony(storage.CeremonyResult{CeremonyID: req.CeremonyID, RequestHash: reqHash, Result: result, CreatedAt: now}); err != nil {
-			return consumeError(err)
-		}
-		if c.session.Scope == storage.ScopeRecovery {
+	return s.finishRegistration(w, r, registrationFinish{
+		reg:        registrant{kind: storage.CeremonyRegistration, user: c.user, sessionHash: c.session.TokenHash},
+		ceremonyID: req.CeremonyID, nickname: req.Nickname, credential: req.Credential, reqHash: requestHash(body),
+		keyEvent: metrics.KeyRegistered,
+		answer: func(ctx context.Context, wu *waUser, stored *storage.Credential) (api.Key, error) {
+			// A user's first usable key is when to offer recovery codes.
+			key := keyOf(*stored)
+			if len(wu.creds) == 0 {
+				codes, err := s.cfg.Store.RecoveryCodes(ctx, c.user.ID)
+				if err != nil {
+					return key, err
+				}
+				key.RecoveryCodesAdvised = !slices.ContainsFunc(codes, func(rc storage.RecoveryCode) bool { return rc.UsedAt.IsZero() })
+			}
+			return key, nil
+		},
+		inTx: func(tx storage.Tx, stored storage.Credential, now time.Time) error {
+			if c.session.Scope != storage.ScopeRecovery {
+				return nil
+			}
 			// The one key a recovery allows: of racing finishes (on any
 			// instance) one spends it.
 			switch err := tx.UseSessionRegistration(c.session.TokenHash, stored.ID, now); {
@@ -354,7 +323,91 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 				return errRecoveryKeyRegistered
 			case errors.Is(err, storage.ErrExpired), errors.Is(err, storage.ErrNotFound):
 				return problem(http.StatusUnauthorized, "session_expired", "Your session has ended: sign in again.")
-			case err != nil:
+			default:
+				return err
+			}
+		},
+		audit: func(tx storage.Tx, stored storage.Credential) error {
+			return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionCredentialRegistered, c.user.Name, stored.ID,
+				map[string]string{"aaguid": formatAAGUID(stored.AAGUID), "attestation": stored.AttestationType, "scope": string(c.session.Scope)})
+		},
+	})
+}
+
+// registrationFinish is what differs between the finishes of a user's
+// own registration and of an admin's provisioning; finishRegistration
+// does the rest.
+type registrationFinish struct {
+	reg                  registrant
+	ceremonyID, nickname string
+	credential           json.RawMessage
+	// reqHash is the request's hash, which a retry must repeat to get
+	// the first answer.
+	reqHash  []byte
+	keyEvent metrics.KeyEvent
+	// check, if set, runs once the key verified (a retry's answer goes
+	// first): a refusal of the account, say.
+	check func() error
+	// answer is the finish's answer for the key to store, which it may
+	// change.
+	answer func(ctx context.Context, wu *waUser, stored *storage.Credential) (api.Key, error)
+	// inTx, if set, runs in the transaction once the ceremony is
+	// consumed, before the key is stored.
+	inTx func(tx storage.Tx, stored storage.Credential, now time.Time) error
+	// audit records the registration in the transaction.
+	audit func(tx storage.Tx, stored storage.Credential) error
+}
+
+// finishRegistration verifies a registration response against its
+// ceremony and the policy (outside any transaction), then, in one
+// transaction, consumes the ceremony with its answer and stores the key.
+// A retry of a finished ceremony, or one racing its first attempt, gets
+// the first answer (replay), which costs nothing on the usual path.
+func (s *Server) finishRegistration(w http.ResponseWriter, r *http.Request, f registrationFinish) error {
+	defer s.timeCeremony(metrics.CeremonyRegistrationFinish)()
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(f.credential)
+	if err != nil {
+		s.cfg.Metrics.Registration(metrics.ResultFailure)
+		s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMalformed)
+		return problem(http.StatusBadRequest, "bad_credential", "The credential is not a registration response: %s.", protocolReason(err))
+	}
+	ctx := r.Context()
+	wu, err := s.loadUser(ctx, f.reg.user)
+	if err != nil {
+		return err
+	}
+	pol, err := s.policy(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	stored, err := s.verifyRegistration(ctx, f.reg, wu, parsed, pol, f.ceremonyID, f.nickname, now)
+	if errors.Is(err, errCeremonyUsed) {
+		if res, ok, rerr := s.replay(ctx, f.ceremonyID, f.reqHash); ok || rerr != nil {
+			return writeRaw(w, res, rerr)
+		}
+	}
+	if err == nil && f.check != nil {
+		err = f.check()
+	}
+	if err != nil {
+		s.cfg.Metrics.Registration(metrics.ResultFailure)
+		return err
+	}
+	key, err := f.answer(ctx, wu, &stored)
+	if err != nil {
+		return err
+	}
+	result, err := json.Marshal(key)
+	if err != nil {
+		return err
+	}
+	err = s.cfg.Store.Tx(ctx, func(tx storage.Tx) error {
+		if err := tx.FinishCeremony(storage.CeremonyResult{CeremonyID: f.ceremonyID, RequestHash: f.reqHash, Result: result, CreatedAt: now}); err != nil {
+			return consumeError(err)
+		}
+		if f.inTx != nil {
+			if err := f.inTx(tx, stored, now); err != nil {
 				return err
 			}
 		}
@@ -363,13 +416,12 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 		} else if err != nil {
 			return err
 		}
-		return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionCredentialRegistered, c.user.Name, stored.ID,
-			map[string]string{"aaguid": formatAAGUID(stored.AAGUID), "attestation": stored.AttestationType, "scope": string(c.session.Scope)})
+		return f.audit(tx, stored)
 	})
 	if errors.Is(err, errCeremonyUsed) {
 		// Another finish took it: a retry racing its first attempt gets
 		// the first answer.
-		if res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash); ok || rerr != nil {
+		if res, ok, rerr := s.replay(ctx, f.ceremonyID, f.reqHash); ok || rerr != nil {
 			return writeRaw(w, res, rerr)
 		}
 	}
@@ -378,7 +430,7 @@ func (s *Server) registrationFinish(w http.ResponseWriter, r *http.Request, c *c
 		return err
 	}
 	s.cfg.Metrics.Registration(metrics.ResultSuccess)
-	s.cfg.Metrics.KeyEvent(metrics.KeyRegistered)
+	s.cfg.Metrics.KeyEvent(f.keyEvent)
 	return writeRaw(w, result, nil)
 }
 

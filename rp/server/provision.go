@@ -1,12 +1,9 @@
 package server
 
 import (
-	"encoding/json"
-	"errors"
+	"context"
 	"net/http"
 	"strings"
-
-	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/keydesk/keydesk/rp/api"
 	"github.com/keydesk/keydesk/rp/audit"
@@ -72,73 +69,31 @@ func (s *Server) provisionFinish(w http.ResponseWriter, r *http.Request, c *call
 	if err := checkBatch(req.Batch); err != nil {
 		return err
 	}
-	defer s.timeCeremony(metrics.CeremonyRegistrationFinish)()
-	reqHash := requestHash(body)
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
-	if err != nil {
-		s.cfg.Metrics.Registration(metrics.ResultFailure)
-		s.cfg.Metrics.AttestationFailed(metrics.AttestationReasonMalformed)
-		return problem(http.StatusBadRequest, "bad_credential", "The credential is not a registration response: %s.", protocolReason(err))
-	}
 	u, err := s.pathUser(r)
 	if err != nil {
 		return err
 	}
-	wu, err := s.loadUser(r.Context(), u)
-	if err != nil {
-		return err
-	}
-	pol, err := s.policy(r.Context())
-	if err != nil {
-		return err
-	}
-	now := s.cfg.Now()
-	stored, err := s.verifyRegistration(r.Context(),
-		registrant{kind: storage.CeremonyProvisioning, user: u, sessionHash: c.session.TokenHash},
-		wu, parsed, pol, req.CeremonyID, req.Nickname, now)
-	if errors.Is(err, errCeremonyUsed) {
-		if res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash); ok || rerr != nil {
-			return writeRaw(w, res, rerr)
-		}
-	}
-	if err != nil {
-		s.cfg.Metrics.Registration(metrics.ResultFailure)
-		return err
-	}
-	// Checked after the retry's answer: a batch that disabled the
-	// account after provisioning its key still gets its first answer.
-	if u.Disabled {
-		return errUserDisabled
-	}
-	stored.ProvisionedBy, stored.Batch = c.user.Name, req.Batch
-	result, err := json.Marshal(keyOf(stored))
-	if err != nil {
-		return err
-	}
-	err = s.cfg.Store.Tx(r.Context(), func(tx storage.Tx) error {
-		if err := tx.FinishCeremony(storage.CeremonyResult{CeremonyID: req.CeremonyID, RequestHash: reqHash, Result: result, CreatedAt: now}); err != nil {
-			return consumeError(err)
-		}
-		if err := tx.CreateCredential(stored); errors.Is(err, storage.ErrConflict) {
-			return problem(http.StatusConflict, "already_registered", "This key is already registered.")
-		} else if err != nil {
-			return err
-		}
-		return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionCredentialProvisioned, u.Name, stored.ID,
-			map[string]string{"aaguid": formatAAGUID(stored.AAGUID), "attestation": stored.AttestationType, "batch": req.Batch})
+	return s.finishRegistration(w, r, registrationFinish{
+		reg:        registrant{kind: storage.CeremonyProvisioning, user: u, sessionHash: c.session.TokenHash},
+		ceremonyID: req.CeremonyID, nickname: req.Nickname, credential: req.Credential, reqHash: requestHash(body),
+		keyEvent: metrics.KeyProvisioned,
+		// After the retry's answer: a batch that disabled the account
+		// after provisioning its key still gets its first answer.
+		check: func() error {
+			if u.Disabled {
+				return errUserDisabled
+			}
+			return nil
+		},
+		answer: func(_ context.Context, _ *waUser, stored *storage.Credential) (api.Key, error) {
+			stored.ProvisionedBy, stored.Batch = c.user.Name, req.Batch
+			return keyOf(*stored), nil
+		},
+		audit: func(tx storage.Tx, stored storage.Credential) error {
+			return s.record(tx, r, c.user.Name, callerRole(c.user), audit.ActionCredentialProvisioned, u.Name, stored.ID,
+				map[string]string{"aaguid": formatAAGUID(stored.AAGUID), "attestation": stored.AttestationType, "batch": req.Batch})
+		},
 	})
-	if errors.Is(err, errCeremonyUsed) {
-		if res, ok, rerr := s.replay(r.Context(), req.CeremonyID, reqHash); ok || rerr != nil {
-			return writeRaw(w, res, rerr)
-		}
-	}
-	if err != nil {
-		s.cfg.Metrics.Registration(metrics.ResultFailure)
-		return err
-	}
-	s.cfg.Metrics.Registration(metrics.ResultSuccess)
-	s.cfg.Metrics.KeyEvent(metrics.KeyProvisioned)
-	return writeRaw(w, result, nil)
 }
 
 // checkBatch applies a nickname's rules to a batch name, which the audit

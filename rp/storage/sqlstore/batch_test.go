@@ -22,6 +22,23 @@ var testDialect = Dialect{
 	ForeignKeyViolation: func(error) bool { return false },
 }
 
+// openTestStore is a Store with a committer on a new SQLite file, closed
+// when the test ends.
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "db")+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(t.Context(), db, testDialect)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // TestCommitKeepsEachJobsOutcome runs batches by hand, so that their
 // make-up is known, not left to timing: a failing job leaves nothing of
 // its own and takes nothing of the others, whether it ran first (no
@@ -43,16 +60,7 @@ func TestCommitKeepsEachJobsOutcome(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "db")+"?_txlock=immediate")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := New(ctx, db, testDialect)
-			if err != nil {
-				db.Close()
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := openTestStore(t)
 
 			names := make([]string, len(tt.outcomes))
 			batch := make([]*job, len(tt.outcomes))
@@ -121,16 +129,7 @@ func TestCommitKeepsEachJobsOutcome(t *testing.T) {
 // rather than waiting for the committer, which is running the caller.
 func TestAReadInsideATransactionDoesNotWaitForIt(t *testing.T) {
 	ctx := t.Context()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "db")+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(ctx, db, testDialect)
-	if err != nil {
-		db.Close()
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTestStore(t)
 	u := storage.User{ID: []byte("u1"), Name: "alice", DisplayName: "Alice", Roles: []storage.Role{storage.RoleUser}, CreatedAt: time.Unix(1e9, 0).UTC()}
 	if err := s.Tx(ctx, func(tx storage.Tx) error { return tx.CreateUser(u) }); err != nil {
 		t.Fatal(err)
