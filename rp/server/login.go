@@ -86,6 +86,9 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 		return problem(http.StatusBadRequest, "bad_credential", "The credential is not an authentication response: %s.", protocolReason(err))
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	// The credential is read while the ceremony is: two reads that
+	// depend on nothing of each other reach the store together.
+	cred := s.readCredential(r.Context(), parsed.RawID)
 	cer, sd, err := s.peekCeremony(r.Context(), req.CeremonyID, storage.CeremonyLogin, now)
 	if errors.Is(err, errCeremonyUsed) {
 		// A retry of a finished sign-in gets its first answer.
@@ -101,7 +104,7 @@ func (s *Server) loginFinish(w http.ResponseWriter, r *http.Request, _ *caller) 
 	if err != nil {
 		return err
 	}
-	v, err := s.verifyLogin(r.Context(), cer, sd, parsed, pol)
+	v, err := s.verifyLoginWith(cer, sd, parsed, pol, cred)
 	if err != nil {
 		return err
 	}
@@ -183,12 +186,42 @@ type loginCheck struct {
 // loginCheck, to be audited; err is for failures of the server.
 func (s *Server) verifyLogin(ctx context.Context, cer *storage.Ceremony, sd *webauthn.SessionData,
 	parsed *protocol.ParsedCredentialAssertionData, pol storage.Policy) (*loginCheck, error) {
+	return s.verifyLoginWith(cer, sd, parsed, pol, s.readCredential(ctx, parsed.RawID))
+}
+
+// credentialRead is a credential being read with its user; call it once,
+// or not at all (a finish answered from its first result).
+type credentialRead func() (*storage.Credential, *storage.User, error)
+
+// readCredential starts reading the credential id with its user; the
+// result waits for it.
+func (s *Server) readCredential(ctx context.Context, id []byte) credentialRead {
+	type result struct {
+		c   *storage.Credential
+		u   *storage.User
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, u, err := s.cfg.Store.CredentialWithUser(ctx, id)
+		ch <- result{c, u, err}
+	}()
+	return func() (*storage.Credential, *storage.User, error) {
+		r := <-ch
+		return r.c, r.u, r.err
+	}
+}
+
+// verifyLoginWith is verifyLogin with the credential read already under
+// way.
+func (s *Server) verifyLoginWith(cer *storage.Ceremony, sd *webauthn.SessionData,
+	parsed *protocol.ParsedCredentialAssertionData, pol storage.Policy, read credentialRead) (*loginCheck, error) {
 	v := &loginCheck{}
 	fail := func(reason string, answer error) (*loginCheck, error) {
 		v.failure, v.refused = reason, answer
 		return v, nil
 	}
-	stored, u, err := s.cfg.Store.CredentialWithUser(ctx, parsed.RawID)
+	stored, u, err := read()
 	if errors.Is(err, storage.ErrNotFound) {
 		return fail("unknown_credential", errLoginFailed)
 	} else if err != nil {
