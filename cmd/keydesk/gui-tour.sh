@@ -11,7 +11,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/fb" "$tmp/data" "$tmp/config"
 bin="$tmp/keydesk"
-$go build -o "$bin" ./cmd/keydesk
+# TAGS: the program's build tags, as make passes them (APP_TAGS).
+$go build -tags "${TAGS:-no_emoji}" -o "$bin" ./cmd/keydesk
 export XDG_DATA_HOME="$tmp/data" XDG_CONFIG_HOME="$tmp/config" KEYDESK_CONFIG="$tmp/config/keydesk/config.json"
 # The app's own languages; the C locale makes Fyne log a harmless complaint.
 export LANG=C.UTF-8

@@ -28,8 +28,9 @@ var (
 )
 
 // keydeskBinary builds cmd/keydesk with tags once, as a user would run
-// it: no tags is the program as shipped (commands and the desktop app),
-// "nogui" the commands alone.
+// it: "no_emoji" is the program as make builds and packages it (commands
+// and the desktop app, the Makefile's APP_TAGS), "nogui" the commands
+// alone.
 func keydeskBinary(b *testing.B, tags string) string {
 	b.Helper()
 	buildMu.Lock()
@@ -70,7 +71,7 @@ func run(b *testing.B, stdin string, env []string, name string, args ...string) 
 // one's getInfo, is set against fido2-token -L followed by fido2-token -I
 // on the key: the same work.
 func BenchmarkCommandsAgainstFido2Token(b *testing.B) {
-	for _, v := range []struct{ name, tags string }{{"shipped", ""}, {"nogui", "nogui"}} {
+	for _, v := range []struct{ name, tags string }{{"shipped", "no_emoji"}, {"nogui", "nogui"}} {
 		b.Run(v.name, func(b *testing.B) { benchCommands(b, keydeskBinary(b, v.tags)) })
 	}
 }
