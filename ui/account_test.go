@@ -2,6 +2,7 @@ package ui
 
 import (
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/keydesk/keydesk/enroll"
 	"github.com/keydesk/keydesk/enroll/profile"
+	"github.com/keydesk/keydesk/enroll/provision"
 	"github.com/keydesk/keydesk/enroll/rpclient"
 	"github.com/keydesk/keydesk/enroll/webauthn"
 	"github.com/keydesk/keydesk/rp/rptest"
@@ -245,6 +247,22 @@ func withHelpdeskTab() harnessOption {
 			h.t.Fatal("withHelpdeskTab needs withService first")
 		}
 		d.Helpdesk = func() Helpdesk { return h.api }
+	}
+}
+
+// withProvisioningTab gives the window a Provisioning tab on
+// withService's client, as cmd/keydesk does (after withService).
+func withProvisioningTab() harnessOption {
+	return func(h *harness, d *Deps) {
+		if h.api == nil {
+			h.t.Fatal("withProvisioningTab needs withService first")
+		}
+		origin, err := webauthn.ParseOrigin("https://localhost")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		d.Provisioning = func() provision.Config { return provision.Config{API: h.api, Origin: origin, RPID: "localhost"} }
+		d.ProvisioningDir = filepath.Join(h.t.TempDir(), "provisioning")
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 // Tour walks through the main screens of a running window and saves
 // each as a PNG in dir (make screenshots): the keys, a key's page and its
 // PIN dialog, the account (with the demo service: its first key enrolled
-// with the virtual key, touched by the tour), and the settings. It runs
+// with the virtual key, touched by the tour), the helpdesk and
+// provisioning tabs of the demo account (an admin), the recovery tab, and
+// the settings. It runs
 // on the real driver, from a goroutine other than the UI's, once the
 // window is shown. It leaves the demo account with a key: run it on a
 // throwaway data directory. capture takes a picture of the screen; nil
@@ -106,6 +108,18 @@ func (s *Shell) Tour(ctx context.Context, dir string, capture func() (image.Imag
 				return err
 			}
 			if err := shot("helpdesk"); err != nil {
+				return err
+			}
+		}
+	}
+	if s.provisioning != nil {
+		var shown bool
+		s.doWait(func() { shown = s.selectTab("Provisioning") })
+		if shown {
+			if err := wait("the provisioning tab", func() bool { return true }); err != nil {
+				return err
+			}
+			if err := shot("provisioning"); err != nil {
 				return err
 			}
 		}

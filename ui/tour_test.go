@@ -14,12 +14,12 @@ import (
 // picture of each.
 func TestTour(t *testing.T) {
 	var srv *rptest.Server
-	h := newHarness(t, withVirtualKey(), withService(&srv), withHelpdeskTab(), withRecovery(&srv))
+	h := newHarness(t, withVirtualKey(), withService(&srv), withHelpdeskTab(), withProvisioningTab(), withRecovery(&srv))
 	dir := t.TempDir()
 	if err := h.shell.Tour(t.Context(), dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"keys", "key-detail", "pin", "account", "enroll", "touch", "enrolled", "account-keys", "helpdesk", "recovery", "settings"} {
+	for _, name := range []string{"keys", "key-detail", "pin", "account", "enroll", "touch", "enrolled", "account-keys", "helpdesk", "provisioning", "recovery", "settings"} {
 		f, err := os.Open(filepath.Join(dir, name+".png"))
 		if err != nil {
 			t.Error(err)

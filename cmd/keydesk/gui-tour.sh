@@ -9,14 +9,18 @@ mode=${1:?usage: gui-tour.sh screenshots DIR | measure}
 go=${GO:-go}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/fb" "$tmp/data" "$tmp/config"
+home="$tmp/home"
+mkdir -p "$tmp/fb" "$home/.local/share" "$home/.config"
 bin="$tmp/keydesk"
 # TAGS: the program's build tags, as make passes them (APP_TAGS).
 $go build -tags "${TAGS:-no_emoji}" -o "$bin" ./cmd/keydesk
-export XDG_DATA_HOME="$tmp/data" XDG_CONFIG_HOME="$tmp/config" KEYDESK_CONFIG="$tmp/config/keydesk/config.json"
+export XDG_DATA_HOME="$home/.local/share" XDG_CONFIG_HOME="$home/.config" KEYDESK_CONFIG="$home/.config/keydesk/config.json"
 # The app's own languages; the C locale makes Fyne log a harmless complaint.
 export LANG=C.UTF-8
-run() { xvfb-run -a -s "-screen 0 1280x800x24 -fbdir $tmp/fb" "$bin" gui-tour "$@"; }
+# The window runs in a throwaway home, so that the paths it shows read as
+# a person's would (~/.local/share/keydesk/...); the build above keeps the
+# real one and its build cache.
+run() { HOME="$home" xvfb-run -a -s "-screen 0 1280x800x24 -fbdir $tmp/fb" "$bin" gui-tour "$@"; }
 case "$mode" in
 screenshots)
 	out=${2:?usage: gui-tour.sh screenshots DIR}
