@@ -121,3 +121,31 @@ func FuzzReadUsers(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadResults: a results file, edited or damaged, is read or refused,
+// never a panic; what it reads, WriteResults writes back as it was read.
+func FuzzReadResults(f *testing.F) {
+	f.Add("user,nickname,key model,aaguid,credential id,status,error,pin handover\nalice,k,M,a,c,enrolled,,pins/alice.pdf\n")
+	f.Add("user\n'=x\n")
+	f.Add("status,user\nfailed,\"a\nb\"\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, in string) {
+		results, err := ReadResults(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		var b bytes.Buffer
+		if err := WriteResults(&b, results); err != nil {
+			t.Fatal(err)
+		}
+		again, err := ReadResults(&b)
+		if err != nil || len(again) != len(results) {
+			t.Fatalf("rewritten results read back: %v, %d of %d", err, len(again), len(results))
+		}
+		for i := range results {
+			if again[i] != results[i] {
+				t.Fatalf("result %d: %+v, then %+v", i, results[i], again[i])
+			}
+		}
+	})
+}
