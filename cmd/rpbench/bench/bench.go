@@ -40,6 +40,8 @@ flags:
                     load generator share the process)
   -trace FILE       write an execution trace of the measured levels: where
                     goroutines wait to be scheduled (go tool trace)
+  -memprofile FILE  write an allocation profile of the run (go tool pprof
+                    -sample_index=alloc_space): what makes the garbage
 `
 
 // Backend names, as -backends takes them.
@@ -64,6 +66,9 @@ type Config struct {
 	// Trace, when set, is the file receiving a runtime execution trace
 	// of the measured levels.
 	Trace string
+	// MemProfile, when set, is the file receiving an allocation profile
+	// of the run.
+	MemProfile string
 }
 
 // The defaults, and the key pool: user i is enrolled on key i % keys.
@@ -136,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Users, "users", defaultUsers, "")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "")
 	fs.StringVar(&cfg.Trace, "trace", "", "")
+	fs.StringVar(&cfg.MemProfile, "memprofile", "", "")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -205,6 +211,15 @@ func RunConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) error 
 			return fmt.Errorf("trace: %w", err)
 		}
 		defer trace.Stop()
+	}
+	if cfg.MemProfile != "" {
+		f, err := os.Create(cfg.MemProfile)
+		if err != nil {
+			return fmt.Errorf("memory profile: %w", err)
+		}
+		defer f.Close()
+		// Written last: the allocations of every level.
+		defer pprof.Lookup("allocs").WriteTo(f, 0)
 	}
 	var results []levelResult
 	for _, b := range cfg.Backends {

@@ -16,9 +16,9 @@ import (
 func TestRunSmoke(t *testing.T) {
 	var out, errOut bytes.Buffer
 	dir := t.TempDir()
-	tracePath, profilePath := filepath.Join(dir, "trace.out"), filepath.Join(dir, "cpu.prof")
+	tracePath, profilePath, memPath := filepath.Join(dir, "trace.out"), filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof")
 	err := Run(context.Background(), []string{"-users", "50", "-duration", "200ms", "-backends", "sqlite,postgres",
-		"-trace", tracePath, "-cpuprofile", profilePath}, &out, &errOut)
+		"-trace", tracePath, "-cpuprofile", profilePath, "-memprofile", memPath}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("Run: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
 	}
@@ -53,6 +53,9 @@ func TestRunSmoke(t *testing.T) {
 	}
 	if b, err := os.ReadFile(profilePath); err != nil || !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
 		t.Errorf("-cpuprofile wrote no profile (%d bytes, %v)", len(b), err)
+	}
+	if b, err := os.ReadFile(memPath); err != nil || !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+		t.Errorf("-memprofile wrote no profile (%d bytes, %v)", len(b), err)
 	}
 }
 
