@@ -307,6 +307,11 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 			if err := sleep(ctx, busyWait); err != nil {
 				return err
 			}
+		case sessionEnded(err):
+			// Every later user would fail the same way: stop, with this
+			// user left for the next run (which revokes what this
+			// attempt enrolled).
+			return fmt.Errorf("provision: %w: %w", ErrSessionEnded, cause(err))
 		case b.serviceDown(err):
 			b.say("The service did not answer (%v): trying again in %s; the key can stay plugged in.", cause(err), retry.Round(time.Second))
 			if err := sleep(ctx, retry); err != nil {
@@ -397,6 +402,24 @@ func (b *batch) abandon(ctx context.Context, u User, job *Job, why string) error
 	r := b.results[u.Name]
 	r.Error = joinNote(r.Error, fmt.Sprintf("key %s (%s) was revoked: provisioning %s; reset that key before using it again", k.ID, job.Model(), why))
 	return b.record(journal.Record{User: u.Name, Event: journal.Revoked, CredentialID: k.ID, AAGUID: job.AAGUID(), Model: job.Model()})
+}
+
+// ErrSessionEnded: the admin's session ended or lost its rights mid-run.
+// Sign in again as an admin and run the batch again: it resumes.
+var ErrSessionEnded = errors.New("the admin's session ended or may no longer provision")
+
+// sessionEnded reports an error of the admin's session itself (ended,
+// or no longer an admin's), as against one user's sign-in being refused.
+func sessionEnded(err error) bool {
+	var re *rpclient.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.Code {
+	case "unauthenticated", "session_expired", "forbidden":
+		return true
+	}
+	return false
 }
 
 // serviceDown reports an error of the service's availability, which

@@ -352,6 +352,30 @@ func TestBatchFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("ShouldStopWhenTheAdminsSessionEnds", func(t *testing.T) {
+		e := newEnv(t, rptest.ServerOptions{})
+		users := names(3)
+		e.createUsers(t, users)
+		dir := t.TempDir()
+		cfg := e.batchConfig(t, dir, users, &plugger{t: t}, &said{})
+		cfg.Operator.UserDone = func(r provision.Result) {
+			if r.User == "user01" {
+				if err := e.admin.Logout(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		sum, err := provision.RunBatch(context.Background(), cfg)
+		if !errors.Is(err, provision.ErrSessionEnded) || sum.Enrolled != 1 || sum.Failed != 0 || sum.Pending != 2 {
+			t.Fatalf("a run whose session ended: %+v, %v", sum, err)
+		}
+		e.signInAgain(t)
+		sum, err = provision.RunBatch(context.Background(), e.batchConfig(t, dir, users, &plugger{t: t}, &said{}))
+		if err != nil || sum.Enrolled != 3 {
+			t.Fatalf("resumed after signing in again: %+v, %v", sum, err)
+		}
+	})
+
 	t.Run("ShouldWaitForTheServiceToComeBack", func(t *testing.T) {
 		var down sync.Mutex
 		var isDown bool

@@ -36,6 +36,20 @@ const (
 type env struct {
 	srv   *rptest.Server
 	admin *rpclient.Client
+	// rootKey is root's key, for signing in again.
+	rootKey *rptest.Key
+}
+
+// signInAgain gives e.admin a new session of root's.
+func (e *env) signInAgain(t testing.TB) {
+	t.Helper()
+	root := &rptest.Client{BaseURL: e.srv.URL}
+	if _, err := root.Login(e.rootKey, "root"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.SetToken(root.Token); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newEnv(t testing.TB, o rptest.ServerOptions) *env {
@@ -59,7 +73,7 @@ func newEnv(t testing.TB, o rptest.ServerOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, admin: admin}
+	return &env{srv: srv, admin: admin, rootKey: k}
 }
 
 // users creates accounts.
