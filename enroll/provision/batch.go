@@ -29,6 +29,13 @@ const (
 	HandoverDir = "pins"
 )
 
+// A key that does not answer is asked lostTries more times, lostWait
+// apart, before it counts as removed.
+const (
+	lostTries = 3
+	lostWait  = 150 * time.Millisecond
+)
+
 // busyWait is how long a key another program has for a moment is left
 // alone before it is asked again.
 const busyWait = 200 * time.Millisecond
@@ -248,6 +255,7 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 	job := b.newJob(u)
 	defer func() { job.Wipe() }()
 	retry := b.cfg.Retry
+	lost := 0 // how often in a row the key in hand did not answer
 	for {
 		if b.key == nil {
 			if job.Touched() {
@@ -259,7 +267,7 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 			if err != nil {
 				return err
 			}
-			b.key = k
+			b.key, lost = k, 0
 		}
 		err := b.p.Provision(ctx, job, b.key)
 		if errors.Is(err, errJournal) {
@@ -296,7 +304,18 @@ func (b *batch) user(ctx context.Context, u User, n int) error {
 			job.Wipe()
 			job = b.newJob(u)
 			b.say("Starting %s over on this key.", u.Name)
-		case errors.Is(err, platform.ErrDeviceRemoved), errors.Is(err, platform.ErrNoDevice):
+		case errors.Is(err, platform.ErrDeviceRemoved), errors.Is(err, platform.ErrNoDevice), errors.Is(err, platform.ErrPermission):
+			// A key just plugged in may not answer yet (udev gives its
+			// node its permissions a moment after it appears): asked
+			// again a few times before it counts as gone, since it will
+			// not arrive again unless it is plugged in again.
+			if lost < lostTries {
+				lost++
+				if err := sleep(ctx, lostWait); err != nil {
+					return err
+				}
+				continue
+			}
 			b.say("The key was removed before it was finished.")
 			b.key = nil
 		case errors.Is(err, platform.ErrTimeout):

@@ -352,6 +352,25 @@ func TestBatchFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("ShouldAskAgainAKeyThatDoesNotAnswerAtOnce", func(t *testing.T) {
+		// As a key whose node udev has not yet given its permissions.
+		e := newEnv(t, rptest.ServerOptions{})
+		users := names(1)
+		e.createUsers(t, users)
+		var late *lateKey
+		keys := &plugger{t: t, plan: map[int]func() platform.Authenticator{
+			0: func() platform.Authenticator {
+				k, _ := plug(t, softkey.Config{})
+				late = &lateKey{Authenticator: k, fails: 2}
+				return late
+			},
+		}}
+		sum, err := provision.RunBatch(context.Background(), e.batchConfig(t, t.TempDir(), users, keys, &said{}))
+		if err != nil || sum.Enrolled != 1 || len(keys.keys) != 1 {
+			t.Fatalf("%+v, %v, %d keys", sum, err, len(keys.keys))
+		}
+	})
+
 	t.Run("ShouldStopWhenTheAdminsSessionEnds", func(t *testing.T) {
 		e := newEnv(t, rptest.ServerOptions{})
 		users := names(3)
@@ -535,4 +554,18 @@ func (b *busyOnce) Describe(ctx context.Context) (*platform.Info, error) {
 		return nil, &platform.Error{Op: "read the key", Kind: platform.ErrDeviceBusy, RetriesLeft: -1}
 	}
 	return b.Authenticator.Describe(ctx)
+}
+
+// lateKey is a key whose first reads fail as if it were gone.
+type lateKey struct {
+	platform.Authenticator
+	fails int
+}
+
+func (l *lateKey) Describe(ctx context.Context) (*platform.Info, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &platform.Error{Op: "read the key", Kind: platform.ErrNoDevice, RetriesLeft: -1}
+	}
+	return l.Authenticator.Describe(ctx)
 }
