@@ -406,11 +406,7 @@ func ago(d time.Duration) string {
 
 // askRename asks for a key's new nickname.
 func (a *accountScreen) askRename(k enroll.Key) {
-	entry := widget.NewEntry()
-	entry.SetText(k.Nickname)
-	a.renameEntry = entry
-	a.renameDlg = dialog.NewForm("Rename "+k.Nickname, "Rename", "Cancel", []*widget.FormItem{widget.NewFormItem("New name", entry)}, func(ok bool) {
-		name := strings.TrimSpace(entry.Text)
+	a.renameDlg, a.renameEntry = nameForm("Rename "+k.Nickname, k.Nickname, "", a.s.win, func(name string, ok bool) {
 		if !ok || name == "" || name == k.Nickname {
 			return
 		}
@@ -420,8 +416,7 @@ func (a *accountScreen) askRename(k enroll.Key) {
 			}
 			return a.reload, nil
 		}, nil)
-	}, a.s.win)
-	a.renameDlg.Show()
+	})
 }
 
 // askRevoke confirms a revocation, with its reason.

@@ -200,12 +200,10 @@ func TestAccountJourney(t *testing.T) {
 	})
 }
 
-// TestAccountSignInAsksForThePIN: a key with a PIN is asked for it in a
-// dialog; a wrong PIN asks again with the tries left; Cancel stops.
-func TestAccountSignInAsksForThePIN(t *testing.T) {
-	var srv *rptest.Server
-	h := newHarness(t, withService(&srv))
-	k := newTestKey(t, 1)
+// enrollDemoKey plugs k in and enrolls it in the demo account with the
+// Account tab's wizard (its first key: no sign-in yet).
+func (h *harness) enrollDemoKey(k *testKey) *accountScreen {
+	h.t.Helper()
 	h.usb.plug(k)
 	h.eventually("the key read", func() bool { return len(h.rows()) == 1 && h.keys().model.entries[0].info != nil })
 	a := h.account()
@@ -214,11 +212,29 @@ func TestAccountSignInAsksForThePIN(t *testing.T) {
 	h.ui(func() { test.Tap(a.enroll.enrollBtn) })
 	h.touchWhenAsked(k)
 	h.eventually("enrolled", func() bool { return a.enroll.enrolled != nil })
+	return a
+}
+
+// pinSignIn enrolls a key in the demo account, gives it the PIN 123456
+// and signs in with it from the wizard, up to the PIN dialog.
+func pinSignIn(t *testing.T) (*harness, *accountScreen, *testKey) {
+	t.Helper()
+	var srv *rptest.Server
+	h := newHarness(t, withService(&srv))
+	k := newTestKey(t, 1)
+	a := h.enrollDemoKey(k)
 	if err := k.key.SetPIN(t.Context(), "123456"); err != nil {
 		t.Fatal(err)
 	}
 	h.ui(func() { test.Tap(a.enroll.signIn) })
 	h.eventually("the PIN asked", func() bool { return h.shell.pinPrompt != nil })
+	return h, a, k
+}
+
+// TestAccountSignInAsksForThePIN: a key with a PIN is asked for it in a
+// dialog; a wrong PIN asks again with the tries left; Cancel stops.
+func TestAccountSignInAsksForThePIN(t *testing.T) {
+	h, a, k := pinSignIn(t)
 	h.ui(func() {
 		test.Type(h.shell.pinPrompt.entry, "000000")
 		test.Tap(h.shell.pinPrompt.ok)

@@ -201,23 +201,15 @@ func (c *fingerprintsCard) askRename(fp platform.Fingerprint, name string) {
 	if !c.d.usable() {
 		return
 	}
-	entry := widget.NewEntry()
-	entry.SetText(fp.Name)
-	entry.SetPlaceHolder("Such as \"right thumb\"")
-	c.renameEntry = entry
-	c.renameDlg = dialog.NewForm("Rename "+name, "Rename", "Cancel", []*widget.FormItem{widget.NewFormItem("New name", entry)}, func(ok bool) {
+	c.renameDlg, c.renameEntry = nameForm("Rename "+name, fp.Name, "Such as \"right thumb\"", c.d.s.win, func(newName string, ok bool) {
 		c.renameDlg = nil
-		newName := strings.TrimSpace(entry.Text)
 		if !ok || newName == "" || newName == fp.Name {
 			return
 		}
 		c.change("rename a fingerprint", "Renaming…", func(ctx context.Context, key platform.Authenticator, pin string) error {
 			return key.RenameFingerprint(ctx, pin, fp.ID, newName)
 		}, fmt.Sprintf("Renamed to %q.", newName), "The fingerprint was not renamed: ")
-	}, c.d.s.win)
-	c.renameDlg.Resize(fyne.NewSize(400, 0))
-	c.renameDlg.Show()
-	c.d.s.win.Canvas().Focus(entry)
+	})
 }
 
 // askDelete confirms a fingerprint's deletion.

@@ -128,3 +128,34 @@ func TestKeyboardReachesTheHelpdesk(t *testing.T) {
 		h.tabTo(hd.recoveryBtn)
 	})
 }
+
+// TestKeyboardAnswersThePINAndRenames: the PIN a sign-in asks for is
+// typed where the dialog puts the focus and sent with Enter; a key is
+// renamed by typing its new name and pressing Enter.
+func TestKeyboardAnswersThePINAndRenames(t *testing.T) {
+	h, a, k := pinSignIn(t)
+	h.ui(func() {
+		p := h.shell.pinPrompt
+		if h.shell.win.Canvas().Focused() != p.entry {
+			t.Fatal("the PIN dialog does not put the focus on its entry")
+		}
+		test.Type(p.entry, "123456")
+		h.press(fyne.KeyReturn)
+	})
+	h.touchWhenAsked(k)
+	h.eventually("signed in", func() bool {
+		return a.model.me != nil && a.model.me.Scope == "full" && len(a.model.keys) == 1 && !a.model.busy
+	})
+
+	h.ui(func() {
+		a.askRename(a.model.keys[0])
+		c := h.shell.win.Canvas()
+		c.Focus(a.renameEntry)
+		a.renameEntry.SetText("")
+		test.Type(a.renameEntry, "desk key")
+		h.press(fyne.KeyReturn)
+	})
+	h.eventually("renamed with Enter", func() bool {
+		return !a.model.busy && len(a.model.keys) == 1 && a.model.keys[0].Nickname == "desk key"
+	})
+}

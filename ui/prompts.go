@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -194,4 +195,24 @@ func (s *Shell) chooseAccount(as []platform.Assertion) (int, error) {
 		dlg.Show()
 		return func() { answered = true; dlg.Hide() }
 	})
+}
+
+// nameForm is a one-field form dialog asking for a new name, which Enter
+// submits as the button does (Fyne's form dialogs only take the button),
+// shown with the focus in its field. done gets the name trimmed, or ok
+// false when the dialog was cancelled.
+func nameForm(title, current, placeholder string, win fyne.Window, done func(name string, ok bool)) (*dialog.FormDialog, *widget.Entry) {
+	entry := widget.NewEntry()
+	entry.SetText(current)
+	if placeholder != "" {
+		entry.SetPlaceHolder(placeholder)
+	}
+	d := dialog.NewForm(title, "Rename", "Cancel", []*widget.FormItem{widget.NewFormItem("New name", entry)}, func(ok bool) {
+		done(strings.TrimSpace(entry.Text), ok)
+	}, win)
+	entry.OnSubmitted = func(string) { d.Submit() }
+	d.Resize(fyne.NewSize(400, 0))
+	d.Show()
+	win.Canvas().Focus(entry)
+	return d, entry
 }
