@@ -78,7 +78,7 @@ func Open(ctx context.Context, path string) (storage.Store, error) {
 	// Connections are cheap but each re-runs the pragmas: keep enough
 	// idle for concurrent readers.
 	db.SetMaxIdleConns(16)
-	s, err := sqlstore.New(ctx, db, Dialect)
+	s, err := migrateRetrying(ctx, db)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -86,6 +86,29 @@ func Open(ctx context.Context, path string) (storage.Store, error) {
 	st := &store{Store: s, stop: make(chan struct{}), stopped: make(chan struct{})}
 	go st.checkpoint(db)
 	return st, nil
+}
+
+// openAttempts bounds the tries of migrateRetrying.
+const openAttempts = 5
+
+// migrateRetrying makes the Store on db, migrating the database, and tries
+// again when SQLite answers SQLITE_BUSY without waiting for its busy
+// timeout: it does so to a connection that opens while another switches
+// a new file to WAL mode (several processes, or instances, opening one
+// new database at once), where the lock is not one a busy handler may
+// wait for.
+func migrateRetrying(ctx context.Context, db *sql.DB) (*sqlstore.Store, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := sqlstore.New(ctx, db, Dialect)
+		if err == nil || code(err)&0xff != sqlite3.SQLITE_BUSY || attempt == openAttempts {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
 }
 
 // store is a sqlstore.Store whose WAL a goroutine checkpoints.
