@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -183,10 +184,10 @@ func TestSaveShouldLeaveTheOldFileWhenWritingFails(t *testing.T) {
 	old := readBytes(t, path)
 
 	// The disk fills up halfway through the next save.
-	orig := writeAndSync
-	t.Cleanup(func() { writeAndSync = orig })
-	writeAndSync = func(f *os.File, data []byte) error {
-		if _, err := f.Write(data[:len(data)/2]); err != nil {
+	orig := writeData
+	t.Cleanup(func() { writeData = orig })
+	writeData = func(w io.Writer, data []byte) error {
+		if _, err := w.Write(data[:len(data)/2]); err != nil {
 			return err
 		}
 		return errors.New("no space left on device")
@@ -203,7 +204,7 @@ func TestSaveShouldLeaveTheOldFileWhenWritingFails(t *testing.T) {
 		t.Errorf("a failed save left files behind: %v", l)
 	}
 	// The next save that works writes everything.
-	writeAndSync = orig
+	writeData = orig
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,12 @@
 package provision
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +18,7 @@ import (
 	"github.com/keydesk/keydesk/enroll/provision/journal"
 	"github.com/keydesk/keydesk/enroll/rpclient"
 	"github.com/keydesk/keydesk/platform"
+	"github.com/keydesk/keydesk/platform/atomicfile"
 	"github.com/keydesk/keydesk/rp/api"
 )
 
@@ -470,30 +471,10 @@ func (b *batch) summary() *Summary {
 	return s
 }
 
-// writeResults writes the results CSV atomically.
+// writeResults writes the results CSV atomically (atomicfile.Write).
 func (b *batch) writeResults(results []Result) error {
-	var buf bytes.Buffer
-	if err := WriteResults(&buf, results); err != nil {
-		return err
-	}
-	path := filepath.Join(b.cfg.Dir, ResultsFile)
-	tmp, err := os.CreateTemp(b.cfg.Dir, ResultsFile+".*")
+	err := atomicfile.Write(filepath.Join(b.cfg.Dir, ResultsFile), func(w io.Writer) error { return WriteResults(w, results) })
 	if err != nil {
-		return fmt.Errorf("provision: results: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("provision: results: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("provision: results: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("provision: results: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("provision: results: %w", err)
 	}
 	return nil

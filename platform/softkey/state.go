@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/keydesk/keydesk/platform/atomicfile"
 )
 
 // ErrStateCorrupt is returned by New when the state file exists but cannot
@@ -123,8 +125,7 @@ func (s *store) load() (*state, error) {
 	return &st, nil
 }
 
-// save writes the state atomically: a temporary file in the same
-// directory, synced, then renamed over the old one, all with mode 0600.
+// save writes the state atomically, mode 0600 (atomicfile.Write).
 func (s *store) save(st *state) error {
 	plain, err := json.Marshal(st)
 	if err != nil {
@@ -134,29 +135,11 @@ func (s *store) save(st *state) error {
 	out := append(append([]byte{}, stateMagic...), nonce...)
 	out = s.aead.Seal(out, nonce, plain, stateMagic)
 
-	dir := filepath.Dir(s.path)
-	f, err := os.CreateTemp(dir, ".softkey-*")
+	err = atomicfile.Write(s.path, func(w io.Writer) error {
+		_, err := w.Write(out)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("save softkey state: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("save softkey state: %w", err)
-	}
-	if _, err := f.Write(out); err != nil {
-		f.Close()
-		return fmt.Errorf("save softkey state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save softkey state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save softkey state: %w", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
 		return fmt.Errorf("save softkey state: %w", err)
 	}
 	return nil
