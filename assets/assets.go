@@ -108,7 +108,7 @@ func parseAAGUIDNames(data []byte) (map[[16]byte]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("aaguids.json: %w", err)
 		}
-		if key != formatAAGUID(aaguid) {
+		if key != FormatAAGUID(aaguid) {
 			return nil, fmt.Errorf("aaguids.json: key %q is not a lower-case dashed AAGUID", key)
 		}
 		if aaguid == ([16]byte{}) {
@@ -122,9 +122,9 @@ func parseAAGUIDNames(data []byte) (map[[16]byte]string, error) {
 	return names, nil
 }
 
-// formatAAGUID writes aaguid in the dashed lower-case form that
-// aaguids.json uses as keys.
-func formatAAGUID(aaguid [16]byte) string {
+// FormatAAGUID writes aaguid as a dashed lower-case UUID, the form that
+// aaguids.json, the FIDO metadata and the API use.
+func FormatAAGUID(aaguid [16]byte) string {
 	h := hex.EncodeToString(aaguid[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -238,7 +238,7 @@ func FuzzParseAAGUID(f *testing.F) {
 			return
 		}
 		// What parses must be one of the two accepted forms of the same bytes.
-		dashed := formatAAGUID(aaguid)
+		dashed := FormatAAGUID(aaguid)
 		plain := strings.ReplaceAll(dashed, "-", "")
 		if lower := strings.ToLower(s); lower != dashed && lower != plain {
 			t.Fatalf("ParseAAGUID(%q) = %s: not a form of it", s, dashed)

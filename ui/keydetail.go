@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/platform"
 )
 
@@ -109,7 +110,7 @@ func (d *keyDetail) show() {
 		if i.Model != "" {
 			add("Model", i.Model)
 		}
-		add("Model ID (AAGUID)", formatAAGUID(i.AAGUID))
+		add("Model ID (AAGUID)", assets.FormatAAGUID(i.AAGUID))
 		if i.FirmwareVersion != 0 {
 			add("Firmware", fmt.Sprintf("%d.%d.%d", i.FirmwareVersion>>16, (i.FirmwareVersion>>8)&0xff, i.FirmwareVersion&0xff))
 		}
@@ -190,9 +191,4 @@ func pinState(i *platform.Info) string {
 		s += "; it must be changed before the key is used again"
 	}
 	return s
-}
-
-// formatAAGUID writes an AAGUID as a UUID.
-func formatAAGUID(a [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", a[0:4], a[4:6], a[6:8], a[8:10], a[10:16])
 }

@@ -17,6 +17,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/enroll/provision"
 	"github.com/keydesk/keydesk/enroll/webauthn"
 	"github.com/keydesk/keydesk/platform"
@@ -284,7 +285,7 @@ var otherModel = [16]byte{0xee, 0x88, 0x28, 0x79, 0x72, 0x1c, 0x49, 0x13, 0x97, 
 // failed users enrolls them with a new key, skipping those done.
 func TestProvisioningRefusedKeyFailureAndRetry(t *testing.T) {
 	h, env, _ := newProvisioningHarness(t, "user01")
-	if _, err := env.root.SetPolicy(t.Context(), api.Policy{DeniedAAGUIDs: []string{formatAAGUID(otherModel)}}); err != nil {
+	if _, err := env.root.SetPolicy(t.Context(), api.Policy{DeniedAAGUIDs: []string{assets.FormatAAGUID(otherModel)}}); err != nil {
 		t.Fatal(err)
 	}
 	p := h.openProvisioning(env, "two.csv", "user01\nuser02\n")

@@ -17,12 +17,12 @@ package provision
 import (
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/enroll"
 	"github.com/keydesk/keydesk/enroll/rpclient"
 	"github.com/keydesk/keydesk/enroll/webauthn"
@@ -214,7 +214,7 @@ func (j *Job) Key() *api.Key { return j.key }
 func (j *Job) Model() string { return j.model }
 
 // AAGUID is the key's model identifier, dashed.
-func (j *Job) AAGUID() string { return formatAAGUID(j.aaguid) }
+func (j *Job) AAGUID() string { return assets.FormatAAGUID(j.aaguid) }
 
 // MinPINLength is the minimum PIN length the key now requires.
 func (j *Job) MinPINLength() int { return j.minPIN }
@@ -351,7 +351,7 @@ func (j *Job) pinPrompt(_ context.Context, retriesLeft int) (string, error) {
 // check applies the policy's model lists and provisioning's needs, before
 // anything on the key changes.
 func (p *Provisioner) check(info *platform.Info) error {
-	aaguid := formatAAGUID(info.AAGUID)
+	aaguid := assets.FormatAAGUID(info.AAGUID)
 	name := info.Model
 	if name == "" {
 		name = "model " + aaguid
@@ -387,7 +387,7 @@ func (p *Provisioner) check(info *platform.Info) error {
 // reset erases key, once the operator agreed for the batch, and returns
 // its info afterwards.
 func (p *Provisioner) reset(ctx context.Context, key platform.Authenticator, facts KeyFacts, info *platform.Info) (*platform.Info, error) {
-	facts.Path, facts.Model, facts.AAGUID = key.Device().Path, info.Model, formatAAGUID(info.AAGUID)
+	facts.Path, facts.Model, facts.AAGUID = key.Device().Path, info.Model, assets.FormatAAGUID(info.AAGUID)
 	if !p.resetAsked {
 		ok := false
 		if p.cfg.ConfirmReset != nil {
@@ -494,10 +494,4 @@ func (p *Provisioner) verify(ctx context.Context, j *Job, key platform.Authentic
 	}
 	j.verified = true
 	return nil
-}
-
-// formatAAGUID writes an AAGUID as a dashed UUID.
-func formatAAGUID(b [16]byte) string {
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -18,13 +17,13 @@ import (
 	"github.com/keydesk/keydesk/rp/storage"
 )
 
-// formatAAGUID writes an AAGUID as a dashed UUID.
+// formatAAGUID writes a stored AAGUID as a dashed UUID, "" for one that
+// is not 16 bytes.
 func formatAAGUID(b []byte) string {
 	if len(b) != 16 {
 		return ""
 	}
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	return assets.FormatAAGUID([16]byte(b))
 }
 
 // keyOf is the API's view of a stored credential.
