@@ -6,6 +6,7 @@ package assets
 
 import (
 	_ "embed"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -66,6 +67,24 @@ func lookup(names map[[16]byte]string, aaguid [16]byte) (string, bool) {
 	}
 	name, ok := names[aaguid]
 	return name, ok
+}
+
+// softwareKeyIcon is the Keydesk software key's picture (models/
+// software-key.svg): a key drawn in dashes, since it is not hardware.
+//
+//go:embed models/software-key.svg
+var softwareKeyIcon []byte
+
+// AAGUIDIcon returns the picture Keydesk ships for the model whose AAGUID
+// is aaguid, as an SVG data: URL, and false for a model it has none for.
+// It ships only its own model's: the pictures of hardware models come
+// from the FIDO Metadata Service, through a relying party that loaded
+// its BLOB (GET /v1/authenticators/{aaguid}).
+func AAGUIDIcon(aaguid [16]byte) (dataURL string, ok bool) {
+	if aaguid != softwareKeyAAGUID {
+		return "", false
+	}
+	return "data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString(softwareKeyIcon), true
 }
 
 // ParseAAGUID parses an AAGUID written as a dashed UUID

@@ -2,6 +2,7 @@ package assets
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -245,4 +246,22 @@ func FuzzParseAAGUID(f *testing.F) {
 		}
 		_, _ = AAGUIDName(aaguid)
 	})
+}
+
+// TestAAGUIDIcon: the software key has its own picture, a valid SVG data
+// URL; the all-zero AAGUID and hardware models have none from here.
+func TestAAGUIDIcon(t *testing.T) {
+	icon, ok := AAGUIDIcon(softwareKeyAAGUID)
+	if !ok || !strings.HasPrefix(icon, "data:image/svg+xml;base64,") {
+		t.Fatalf("software key icon = %.40q, %v", icon, ok)
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(icon, "data:image/svg+xml;base64,"))
+	if err != nil || !bytes.Equal(raw, softwareKeyIcon) || !bytes.Contains(raw, []byte("<svg")) {
+		t.Fatalf("the data URL does not carry models/software-key.svg: %v", err)
+	}
+	for _, id := range [][16]byte{{}, mustParse(t, "cb69481e-8ff7-4039-93ec-0a2729a154a8")} {
+		if icon, ok := AAGUIDIcon(id); ok || icon != "" {
+			t.Errorf("AAGUIDIcon(%x) = %.40q, true; want none", id, icon)
+		}
+	}
 }

@@ -426,6 +426,7 @@ func (s *Server) routes() {
 	s.handle("POST "+v+"/login/begin", public, s.loginBegin)
 	s.handle("POST "+v+"/login/finish", public, s.loginFinish)
 	s.handle("POST "+v+"/grants/redeem", public, s.redeemGrant)
+	s.handle("GET "+v+"/authenticators/{aaguid}", public, s.authenticator)
 
 	s.handle("GET "+v+"/me", anySession, s.me)
 	s.handle("POST "+v+"/logout", anySession, s.logout)
@@ -520,7 +521,10 @@ func waConfig(cfg *Config, mds metadata.Provider) *webauthn.Config {
 
 // mdsState is one FIDO metadata BLOB as the server uses it.
 type mdsState struct {
-	wa         *webauthn.WebAuthn
+	wa *webauthn.WebAuthn
+	// provider answers what the BLOB says of a model (its name and
+	// icon), for GET /v1/authenticators/{aaguid}.
+	provider   metadata.Provider
 	nextUpdate time.Time
 }
 
@@ -536,6 +540,6 @@ func (s *Server) SetMDS(provider metadata.Provider, nextUpdate time.Time) error 
 	if err != nil {
 		return fmt.Errorf("server: set metadata: %w", err)
 	}
-	s.mds.Store(&mdsState{wa: wa, nextUpdate: nextUpdate})
+	s.mds.Store(&mdsState{wa: wa, provider: provider, nextUpdate: nextUpdate})
 	return nil
 }
