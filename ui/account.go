@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/enroll"
 	"github.com/keydesk/keydesk/enroll/rpclient"
 	"github.com/keydesk/keydesk/platform"
@@ -338,7 +339,7 @@ func (a *accountScreen) signOut() {
 func (a *accountScreen) newKeyRow() fyne.CanvasObject {
 	rename := widget.NewButtonWithIcon("Rename", theme.DocumentCreateIcon(), nil)
 	revoke := widget.NewButtonWithIcon("Revoke…", theme.DeleteIcon(), nil)
-	return container.NewBorder(nil, nil, nil, container.NewHBox(rename, revoke),
+	return container.NewBorder(nil, nil, widget.NewIcon(theme.LoginIcon()), container.NewHBox(rename, revoke),
 		container.NewVBox(widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), widget.NewLabel("")))
 }
 
@@ -348,7 +349,9 @@ func (a *accountScreen) updateKeyRow(id widget.ListItemID, o fyne.CanvasObject) 
 	}
 	k := a.model.keys[id]
 	row := o.(*fyne.Container)
-	texts, buttons := row.Objects[0].(*fyne.Container), row.Objects[1].(*fyne.Container)
+	// A border container holds the middle first, then the sides.
+	texts, icon, buttons := row.Objects[0].(*fyne.Container), row.Objects[1].(*widget.Icon), row.Objects[2].(*fyne.Container)
+	icon.SetResource(a.keyIcon(k))
 	texts.Objects[0].(*widget.Label).SetText(keyTitle(k))
 	texts.Objects[1].(*widget.Label).SetText(keyDetailLine(k))
 	rename, revoke := buttons.Objects[0].(*widget.Button), buttons.Objects[1].(*widget.Button)
@@ -359,6 +362,17 @@ func (a *accountScreen) updateKeyRow(id widget.ListItemID, o fyne.CanvasObject) 
 	} else {
 		buttons.Show()
 	}
+}
+
+// keyIcon is a key's picture in the account's list: its model's, from
+// the service, else a key's.
+func (a *accountScreen) keyIcon(k enroll.Key) fyne.Resource {
+	if id, err := assets.ParseAAGUID(k.AAGUID); err == nil {
+		if r := a.s.models.icon(id, a.list.Refresh); r != nil {
+			return r
+		}
+	}
+	return theme.LoginIcon()
 }
 
 // keyTitle is a key's first line in the account's list.

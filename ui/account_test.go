@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"github.com/keydesk/keydesk/enroll"
+	"github.com/keydesk/keydesk/enroll/models"
 	"github.com/keydesk/keydesk/enroll/profile"
 	"github.com/keydesk/keydesk/enroll/provision"
 	"github.com/keydesk/keydesk/enroll/rpclient"
@@ -36,6 +37,7 @@ func withServiceAt(h *harness, d *Deps, s *rptest.Server) {
 		h.t.Fatal(err)
 	}
 	h.api = api
+	d.Models = models.New(api, 0).Model
 	d.NewAccount = func(ui enroll.UI) (Account, error) {
 		o, err := webauthn.ParseOrigin("https://localhost")
 		if err != nil {

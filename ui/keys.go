@@ -115,8 +115,19 @@ func (e keyEntry) detail() string {
 	return strings.Join(parts, " · ")
 }
 
-// icon is an entry's picture: its transport.
-func (e keyEntry) icon() fyne.Resource {
+// icon is an entry's picture: its model's, from the service, once the key
+// said which model it is and the service answered; else its transport.
+func (e keyEntry) icon(mi *modelIcons, redraw func()) fyne.Resource {
+	if e.info != nil {
+		if r := mi.icon(e.info.AAGUID, redraw); r != nil {
+			return r
+		}
+	}
+	return e.transportIcon()
+}
+
+// transportIcon is the picture of how the key is connected.
+func (e keyEntry) transportIcon() fyne.Resource {
 	switch e.dev.Transport {
 	case platform.TransportNFC:
 		return theme.MediaRecordIcon()
@@ -195,7 +206,7 @@ func (k *keysScreen) refresh() {
 	}
 	for i, r := range k.rows {
 		if i < len(k.model.entries) {
-			r.show(k.model.entries[i], k.model.identified)
+			r.show(k.model.entries[i], k.model.identified, k.s.models, k.refresh)
 		} else {
 			r.box.Hide()
 		}
@@ -203,6 +214,9 @@ func (k *keysScreen) refresh() {
 	k.rowsBox.Refresh()
 	k.listBox.Refresh()
 }
+
+// keyPictureSize is the side of a key's picture in the list.
+const keyPictureSize = 36
 
 // keyRow is one line of the list: the key's icon, name and state, and
 // the button that opens its page (reachable with Tab).
@@ -225,20 +239,23 @@ func newKeyRow(k *keysScreen, i int) *keyRow {
 			k.open(k.model.entries[i])
 		}
 	})
-	r.box = container.NewBorder(nil, widget.NewSeparator(), r.icon, container.NewCenter(r.open),
+	// A model's picture is drawn larger than an inline icon, to be told
+	// apart at a glance.
+	pic := container.NewCenter(container.NewGridWrap(fyne.NewSquareSize(keyPictureSize), r.icon))
+	r.box = container.NewBorder(nil, widget.NewSeparator(), pic, container.NewCenter(r.open),
 		container.NewVBox(r.title, r.detail))
 	return r
 }
 
 // show fills the row with e (UI goroutine).
-func (r *keyRow) show(e keyEntry, identified string) {
-	title := e.title()
+func (r *keyRow) show(e keyEntry, identified string, mi *modelIcons, redraw func()) {
+	title := e.titleWith(mi)
 	if e.dev.Path == identified {
 		title += "  (the key you touched)"
 	}
 	r.title.SetText(title)
 	r.detail.SetText(e.detail())
-	r.icon.SetResource(e.icon())
+	r.icon.SetResource(e.icon(mi, redraw))
 	r.box.Show()
 }
 
@@ -355,17 +372,41 @@ func (k *keysScreen) close() {
 // entryTitle is how the list calls the key at d (UI goroutine).
 func (k *keysScreen) entryTitle(d platform.Device) string {
 	if i := k.model.index(d.Path); i >= 0 {
-		return k.model.entries[i].title()
+		return k.model.entries[i].titleWith(k.s.models)
 	}
 	return keyEntry{dev: d}.title()
 }
 
 // entryModel is the model name of the key at d, "" when unknown.
 func (k *keysScreen) entryModel(d platform.Device) string {
-	if i := k.model.index(d.Path); i >= 0 && k.model.entries[i].info != nil {
-		return k.model.entries[i].info.Model
+	if i := k.model.index(d.Path); i >= 0 {
+		return k.model.entries[i].modelName(k.s.models)
 	}
 	return ""
+}
+
+// modelName is the name of e's model: Keydesk's list's, else the
+// service's (its FIDO metadata may know a model the list does not); ""
+// while neither knows it.
+func (e keyEntry) modelName(mi *modelIcons) string {
+	switch {
+	case e.info == nil:
+		return ""
+	case e.info.Model != "":
+		return e.info.Model
+	}
+	return mi.name(e.info.AAGUID)
+}
+
+// titleWith is title, with the model's name from the service when
+// Keydesk's list does not know it.
+func (e keyEntry) titleWith(mi *modelIcons) string {
+	if e.dev.Transport != platform.TransportVirtual && (e.info == nil || e.info.Model == "") {
+		if n := e.modelName(mi); n != "" {
+			return n
+		}
+	}
+	return e.title()
 }
 
 // errorText is an error as the person at the screen reads it.

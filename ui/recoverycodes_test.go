@@ -17,6 +17,12 @@ import (
 func (h *harness) signedInWithKey(k *testKey) *accountScreen {
 	h.t.Helper()
 	h.usb.plug(k)
+	return h.enrollAndSignIn(k)
+}
+
+// enrollAndSignIn is signedInWithKey for k plugged in already.
+func (h *harness) enrollAndSignIn(k *testKey) *accountScreen {
+	h.t.Helper()
 	h.eventually("the key read", func() bool { return len(h.rows()) == 1 && h.keys().model.entries[0].info != nil })
 	a := h.account()
 	h.ui(func() { test.Tap(a.demoBtn) })

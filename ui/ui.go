@@ -16,6 +16,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/keydesk/keydesk/enroll"
+	"github.com/keydesk/keydesk/enroll/models"
 	"github.com/keydesk/keydesk/enroll/profile"
 	"github.com/keydesk/keydesk/enroll/provision"
 	"github.com/keydesk/keydesk/platform"
@@ -59,6 +60,10 @@ type Deps struct {
 	// ProvisioningDir is the folder under which each batch gets its results
 	// folder by default.
 	ProvisioningDir string
+	// Models, if set, names and pictures key models by AAGUID (the
+	// service's FIDO metadata, through enroll/models): the pictures of
+	// the Keys tab and of the account's keys.
+	Models func(ctx context.Context, aaguid [16]byte) (models.Model, error)
 	// Do runs f on the UI goroutine; nil means fyne.Do. Tests serialize
 	// with their own.
 	Do func(f func())
@@ -77,7 +82,9 @@ type Shell struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	touch    *touchPrompt
+	touch *touchPrompt
+	// models are the key models' pictures the screens show.
+	models   *modelIcons
 	keys     *keysScreen
 	account  *accountScreen
 	recovery *recoveryScreen
@@ -103,6 +110,7 @@ func New(app fyne.App, d Deps) *Shell {
 	s := &Shell{app: app, deps: d, ctx: ctx, cancel: cancel}
 	s.win = app.NewWindow("Keydesk")
 	s.touch = newTouchPrompt(s)
+	s.models = newModelIcons(s)
 	s.keys = newKeysScreen(s)
 	s.settings = newSettingsScreen(s)
 	s.tabs = container.NewAppTabs(container.NewTabItem("Keys", s.keys.content))

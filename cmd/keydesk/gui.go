@@ -19,6 +19,7 @@ import (
 
 	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/enroll"
+	"github.com/keydesk/keydesk/enroll/models"
 	"github.com/keydesk/keydesk/enroll/profile"
 	"github.com/keydesk/keydesk/enroll/provision"
 	"github.com/keydesk/keydesk/enroll/rpclient"
@@ -153,6 +154,9 @@ func withService(d *ui.Deps, dir string, set *profile.Set) (stop func(), err err
 		return provision.Config{API: accountCfg.API, Origin: accountCfg.Origin, RPID: accountCfg.RPID}
 	}
 	d.ProvisioningDir = filepath.Join(dir, provisioningFolder)
+	// Key models' names and pictures come from the service's FIDO
+	// metadata; the question needs no session.
+	d.Models = models.New(accountCfg.API, 0).Model
 	d.NewRecoverer = func(u enroll.UI) (ui.Recoverer, error) {
 		cfg, err := enrollConfig(prof, u)
 		if err != nil {
