@@ -159,6 +159,8 @@ func (c *codesDialog) generate() {
 		c.copyAll.Show()
 		c.make.Hide()
 		c.done.SetText("I have kept them")
+		// The focus leaves the hidden button for Copy.
+		a.s.win.Canvas().Focus(c.copyAll)
 	})
 }
 

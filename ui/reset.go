@@ -134,7 +134,13 @@ func (c *resetCard) open() {
 	w.word = widget.NewEntry()
 	w.word.SetPlaceHolder("Type erase here")
 	w.word.OnChanged = func(string) { w.validate() }
-	w.word.OnSubmitted = func(string) { w.start() }
+	w.word.OnSubmitted = func(string) {
+		// Return confirms on the first page only: the field, hidden
+		// after it, must not start another reset.
+		if w.stage == resetConfirming {
+			w.start()
+		}
+	}
 	w.problem = wrapped("")
 	w.problem.Importance = widget.DangerImportance
 	w.problem.Hide()
@@ -270,6 +276,8 @@ func (w *resetWizard) start() {
 	w.now.SetText("Asking the key…")
 	w.close.SetText("Cancel")
 	w.relayout()
+	// The focus leaves the hidden field for Cancel, which Space presses.
+	d.s.win.Canvas().Focus(w.close)
 	d.cards.busy = true
 	d.showCards()
 
