@@ -101,6 +101,7 @@ func measureWindow(s *ui.Shell, blink *blinkingKey, cycles int, settle time.Dura
 	first := time.Since(processStart())
 	time.Sleep(2 * time.Second)
 	idle, idleHeap := settledRSS(), goHeap()
+	idleKinds := residentNow()
 	writeHeapProfile(heapProfile, ".idle")
 	for range cycles {
 		blink.present.Store(true)
@@ -115,6 +116,7 @@ func measureWindow(s *ui.Shell, blink *blinkingKey, cycles int, settle time.Dura
 	writeHeapProfile(heapProfile, ".after")
 	fmt.Fprintf(stdout, "first frame: %.0f ms after launch\n", float64(first)/float64(time.Millisecond))
 	fmt.Fprintf(stdout, "resident memory when idle: %.1f MB (Go heap %.1f MB)\n", idle, idleHeap)
+	fmt.Fprint(stdout, idleKinds)
 	fmt.Fprintf(stdout, "resident memory right after %d plug/unplug cycles: %.1f MB (%+.1f MB; Go heap %.1f MB, %+.1f MB)\n",
 		cycles, busy, busy-idle, busyHeap, busyHeap-idleHeap)
 	fmt.Fprintf(stdout, "resident memory %v later: %.1f MB (%+.1f MB; Go heap %.1f MB, %+.1f MB)\n",
@@ -138,6 +140,22 @@ func settledRSS() float64 {
 		}
 	}
 	return float64(kb) / 1024
+}
+
+// residentNow is where the resident memory is, by kind of mapping, as
+// text ("" when /proc cannot tell).
+func residentNow() string {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	exe, _ := os.Executable()
+	kinds, err := residentByKind(f, exe)
+	if err != nil {
+		return ""
+	}
+	return formatResident(kinds)
 }
 
 // writeHeapProfile writes the heap profile to base+suffix, if base is set.
