@@ -24,6 +24,7 @@ type keyDetail struct {
 
 	content *fyne.Container
 	title   *widget.Label
+	picture *widget.Icon
 	facts   *widget.Form
 	status  *widget.Label
 	pinBtn  *widget.Button
@@ -39,7 +40,8 @@ type keyDetail struct {
 
 func newKeyDetail(s *Shell, e keyEntry, back func()) *keyDetail {
 	d := &keyDetail{s: s, dev: e.dev, info: e.info}
-	d.title = widget.NewLabelWithStyle(e.title(), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	d.title = widget.NewLabelWithStyle(e.titleWith(s.models), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	d.picture = widget.NewIcon(e.icon(s.models, nil))
 	d.facts = widget.NewForm()
 	d.status = wrapped("")
 	d.pinBtn = widget.NewButtonWithIcon("Set a PIN", theme.AccountIcon(), d.askPIN)
@@ -54,7 +56,9 @@ func newKeyDetail(s *Shell, e keyEntry, back func()) *keyDetail {
 	d.scroll = container.NewVScroll(container.NewVBox(append([]fyne.CanvasObject{
 		widget.NewCard("About this key", "", d.facts), pinCard}, d.newCards()...)...))
 	d.content = container.NewBorder(
-		container.NewVBox(container.NewHBox(backBtn), d.title, d.status), nil, nil, nil, d.scroll,
+		container.NewVBox(container.NewHBox(backBtn),
+			container.NewBorder(nil, nil, container.NewGridWrap(fyne.NewSquareSize(keyPictureSize), d.picture), nil, d.title),
+			d.status), nil, nil, nil, d.scroll,
 	)
 	d.show()
 	d.read()
@@ -106,9 +110,14 @@ func (d *keyDetail) show() {
 		add("Made by", strings.TrimSpace(d.dev.Manufacturer+" "+d.dev.Product))
 	}
 	i := d.info
+	e := keyEntry{dev: d.dev, info: i}
+	d.picture.SetResource(e.icon(d.s.models, d.show))
 	if i != nil {
-		if i.Model != "" {
+		switch name := e.modelName(d.s.models); {
+		case i.Model != "":
 			add("Model", i.Model)
+		case name != "":
+			add("Model", name+" (as the service's FIDO metadata names it)")
 		}
 		add("Model ID (AAGUID)", assets.FormatAAGUID(i.AAGUID))
 		if i.FirmwareVersion != 0 {

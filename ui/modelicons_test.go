@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/theme"
 
 	"github.com/keydesk/keydesk/assets"
@@ -117,6 +118,20 @@ func TestKeysShowTheModelsPicture(t *testing.T) {
 		if got := h.keys().rows[0].title.Text; got != "Test Key Series 5" {
 			t.Errorf("the row is titled %q, not with the metadata's name", got)
 		}
+	})
+	var d *keyDetail
+	h.ui(func() {
+		test.Tap(h.keys().rows[0].open)
+		d = h.keys().detail
+	})
+	h.eventually("the key's page read", func() bool { return d.info != nil && d.info.PINRetries != 0 })
+	h.ui(func() {
+		if d.title.Text != "Test Key Series 5" || d.picture.Resource == nil || !bytes.Equal(d.picture.Resource.Content(), light) ||
+			d.fact("Model") != "Test Key Series 5 (as the service's FIDO metadata names it)" {
+			t.Errorf("the key's page: title %q, picture %v, model %q", d.title.Text, d.picture.Resource, d.fact("Model"))
+		}
+		d.closePage()
+		h.keys().close()
 	})
 	h.assertScreen("keys_model_picture.png")
 
