@@ -1,13 +1,14 @@
-// Package metrics defines the relying party's Prometheus metrics, the
-// service-level indicators an operator alerts on, and serves them at
-// /metrics.
+// Package metrics records the relying party's service-level indicators,
+// the ones an operator alerts on, through a [Sink]: the Prometheus one
+// (rp/metrics/prom, served at /metrics by keydesk-rp) or none. This
+// package does not import Prometheus, so a program that embeds the
+// relying party without exporting metrics (the desktop app's local
+// demo) neither links nor initializes it.
 //
-// Every metric is named keydesk_rp_* and registered on the
-// [prometheus.Registerer] given to [New], never the global one, so tests
-// and several servers in one process keep separate counts. Label values
-// come only from this package's typed constants; a value outside the
-// known set is recorded as "other", so no caller can grow the number of
-// series. All known series are created at zero in [New], so rate() and
+// Label values come only from this package's typed constants; a value
+// outside the known set is recorded as "other", so no caller can grow
+// the number of series. The Prometheus sink names every metric
+// keydesk_rp_* and creates all known series at zero, so rate() and
 // absent-series alerts work from the first scrape.
 //
 // The metrics:
@@ -33,14 +34,10 @@
 package metrics
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/keydesk/keydesk/rp/httpstatus"
 )
@@ -235,106 +232,53 @@ var recoveryOutcomes = []RecoveryOutcome{
 // matched (404s, 405s), so scanners cannot create series.
 const RouteUnmatched = "unmatched"
 
-// durationBuckets are the histogram buckets, in seconds, of the ceremony
-// and HTTP durations: 1 ms to 2 s, dense around the 20 ms p95 target.
-var durationBuckets = []float64{.001, .0025, .005, .01, .015, .02, .03, .05, .1, .25, .5, 1, 2}
+// Sink receives what [Metrics] records, its label values already
+// reduced to the known sets. The Prometheus one is rp/metrics/prom.
+type Sink interface {
+	Authentication(result Result, reason AuthReason)
+	Registration(result Result)
+	CeremonyDuration(c Ceremony, seconds float64)
+	AttestationFailure(reason AttestationReason)
+	RateLimited(limiter Limiter)
+	KeyEvent(kind KeyEvent)
+	Recovery(outcome RecoveryOutcome)
+	// HTTPDuration records a request's handling time by ServeMux route
+	// pattern (or RouteUnmatched) and status class ("2xx").
+	HTTPDuration(route, codeClass string, seconds float64)
+	// Handler serves the metrics, for /metrics.
+	Handler() http.Handler
+}
 
 // Metrics holds the relying party's metrics. Its methods are safe for
-// concurrent use, and a nil *Metrics records nothing, so code under test
-// may run without one.
+// concurrent use when its Sink's are, and a nil *Metrics records
+// nothing, so code under test may run without one.
 type Metrics struct {
-	gatherer         prometheus.Gatherer
-	authentications  *prometheus.CounterVec
-	registrations    *prometheus.CounterVec
-	ceremonyDuration *prometheus.HistogramVec
-	attestation      *prometheus.CounterVec
-	rateLimited      *prometheus.CounterVec
-	keyEvents        *prometheus.CounterVec
-	recovery         *prometheus.CounterVec
-	httpDuration     *prometheus.HistogramVec
+	sink Sink
 }
 
-// New creates the metrics, registers them on reg and creates every known
-// series at zero. It fails if reg already holds metrics of the same names,
-// such as from an earlier New on the same reg. [Metrics.Handler] serves
-// reg when reg is also a [prometheus.Gatherer], as a
-// [prometheus.Registry] is.
-func New(reg prometheus.Registerer) (*Metrics, error) {
-	if reg == nil {
-		return nil, errors.New("metrics: nil Registerer")
-	}
-	const ns, sub = "keydesk", "rp"
-	m := &Metrics{
-		authentications: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "authentications_total",
-			Help: "Finished WebAuthn login ceremonies, by result and failure reason (none for a success).",
-		}, []string{"result", "reason"}),
-		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "registrations_total",
-			Help: "Finished WebAuthn registration ceremonies, by result.",
-		}, []string{"result"}),
-		ceremonyDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "ceremony_duration_seconds",
-			Help:    "Server-side time of each WebAuthn ceremony step, in seconds.",
-			Buckets: durationBuckets,
-		}, []string{"ceremony"}),
-		attestation: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "attestation_failures_total",
-			Help: "Registrations refused because of their attestation, by reason.",
-		}, []string{"reason"}),
-		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "rate_limited_requests_total",
-			Help: "Requests answered 429 Too Many Requests, by the limiter that refused them.",
-		}, []string{"limiter"}),
-		keyEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "key_events_total",
-			Help: "Credential lifecycle events, by kind.",
-		}, []string{"kind"}),
-		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "recovery_requests_total",
-			Help: "Account recovery attempts, by outcome.",
-		}, []string{"outcome"}),
-		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "http_request_duration_seconds",
-			Help:    "HTTP request handling time in seconds, by ServeMux route pattern and status class.",
-			Buckets: durationBuckets,
-		}, []string{"route", "code_class"}),
-	}
-	for _, c := range []prometheus.Collector{
-		m.authentications, m.registrations, m.ceremonyDuration, m.attestation,
-		m.rateLimited, m.keyEvents, m.recovery, m.httpDuration,
-	} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("metrics: register: %w", err)
-		}
-	}
-	if g, ok := reg.(prometheus.Gatherer); ok {
-		m.gatherer = g
-	}
+// New returns Metrics that record to sink.
+func New(sink Sink) *Metrics { return &Metrics{sink: sink} }
 
-	m.authentications.WithLabelValues(string(ResultSuccess), string(AuthReasonNone))
-	for _, r := range authReasons {
-		m.authentications.WithLabelValues(string(ResultFailure), string(r))
-	}
-	m.registrations.WithLabelValues(string(ResultSuccess))
-	m.registrations.WithLabelValues(string(ResultFailure))
-	for _, c := range ceremonies {
-		m.ceremonyDuration.WithLabelValues(string(c))
-	}
-	for _, r := range attestationReasons {
-		m.attestation.WithLabelValues(string(r))
-	}
-	for _, l := range limiters {
-		m.rateLimited.WithLabelValues(string(l))
-	}
-	for _, k := range keyEvents {
-		m.keyEvents.WithLabelValues(string(k))
-	}
-	for _, o := range recoveryOutcomes {
-		m.recovery.WithLabelValues(string(o))
-	}
-	return m, nil
-}
+// The known label values, for a Sink that creates every series ahead.
+
+// AuthReasons are the reasons a login failure is recorded with.
+func AuthReasons() []AuthReason { return slices.Clone(authReasons) }
+
+// Ceremonies are the ceremony steps timed.
+func Ceremonies() []Ceremony { return slices.Clone(ceremonies) }
+
+// AttestationReasons are the reasons an attestation refusal is recorded
+// with.
+func AttestationReasons() []AttestationReason { return slices.Clone(attestationReasons) }
+
+// Limiters are the rate limiters.
+func Limiters() []Limiter { return slices.Clone(limiters) }
+
+// KeyEvents are the credential lifecycle events.
+func KeyEvents() []KeyEvent { return slices.Clone(keyEvents) }
+
+// RecoveryOutcomes are the outcomes of account recovery attempts.
+func RecoveryOutcomes() []RecoveryOutcome { return slices.Clone(recoveryOutcomes) }
 
 // known returns v if it is in set and fallback otherwise, keeping label
 // values to the declared constants.
@@ -352,7 +296,7 @@ func (m *Metrics) AuthSucceeded() {
 	if m == nil {
 		return
 	}
-	m.authentications.WithLabelValues(string(ResultSuccess), string(AuthReasonNone)).Inc()
+	m.sink.Authentication(ResultSuccess, AuthReasonNone)
 }
 
 // AuthFailed counts a login ceremony refused for reason. [AuthReasonNone]
@@ -362,7 +306,7 @@ func (m *Metrics) AuthFailed(reason AuthReason) {
 		return
 	}
 	reason = known(reason, authReasons, AuthReasonOther)
-	m.authentications.WithLabelValues(string(ResultFailure), string(reason)).Inc()
+	m.sink.Authentication(ResultFailure, reason)
 }
 
 // Registration counts a finished registration ceremony. An unknown result
@@ -374,7 +318,7 @@ func (m *Metrics) Registration(result Result) {
 	if result != ResultSuccess {
 		result = ResultFailure
 	}
-	m.registrations.WithLabelValues(string(result)).Inc()
+	m.sink.Registration(result)
 }
 
 // ObserveCeremony records that one step of a ceremony took d on the
@@ -384,7 +328,7 @@ func (m *Metrics) ObserveCeremony(c Ceremony, d time.Duration) {
 		return
 	}
 	c = known(c, ceremonies, CeremonyOther)
-	m.ceremonyDuration.WithLabelValues(string(c)).Observe(d.Seconds())
+	m.sink.CeremonyDuration(c, d.Seconds())
 }
 
 // AttestationFailed counts a registration refused for its attestation.
@@ -394,7 +338,7 @@ func (m *Metrics) AttestationFailed(reason AttestationReason) {
 		return
 	}
 	reason = known(reason, attestationReasons, AttestationReasonOther)
-	m.attestation.WithLabelValues(string(reason)).Inc()
+	m.sink.AttestationFailure(reason)
 }
 
 // RateLimited counts a request that limiter answered with 429. It fits
@@ -404,7 +348,7 @@ func (m *Metrics) RateLimited(limiter Limiter) {
 		return
 	}
 	limiter = known(limiter, limiters, LimiterOther)
-	m.rateLimited.WithLabelValues(string(limiter)).Inc()
+	m.sink.RateLimited(limiter)
 }
 
 // KeyEvent counts a credential lifecycle event. Unknown kinds count as
@@ -414,7 +358,7 @@ func (m *Metrics) KeyEvent(kind KeyEvent) {
 		return
 	}
 	kind = known(kind, keyEvents, KeyEventOther)
-	m.keyEvents.WithLabelValues(string(kind)).Inc()
+	m.sink.KeyEvent(kind)
 }
 
 // Recovery counts an account recovery attempt that ended with outcome.
@@ -424,23 +368,20 @@ func (m *Metrics) Recovery(outcome RecoveryOutcome) {
 		return
 	}
 	outcome = known(outcome, recoveryOutcomes, RecoveryOther)
-	m.recovery.WithLabelValues(string(outcome)).Inc()
+	m.sink.Recovery(outcome)
 }
 
-// Handler serves the registry given to [New] in the Prometheus text
-// format, for /metrics. If that registry is not a [prometheus.Gatherer],
-// every scrape fails with 500.
+// Handler serves the sink's metrics, for /metrics; nothing (404) for a
+// nil *Metrics.
 func (m *Metrics) Handler() http.Handler {
-	if m.gatherer == nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "metrics: the Registerer given to New is not a Gatherer", http.StatusInternalServerError)
-		})
+	if m == nil {
+		return http.NotFoundHandler()
 	}
-	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError})
+	return m.sink.Handler()
 }
 
 // InstrumentHandler times every request through next and records it in
-// keydesk_rp_http_request_duration_seconds under the pattern of the
+// the sink under the pattern of the
 // [http.ServeMux] that routed it ("POST /v1/login/finish"), never the
 // raw path, so cardinality stays that of the registered routes. next
 // must be, or pass the request unchanged to, the ServeMux, which records
@@ -458,7 +399,7 @@ func (m *Metrics) InstrumentHandler(next http.Handler) http.Handler {
 		if route == "" {
 			route = RouteUnmatched
 		}
-		m.httpDuration.WithLabelValues(route, codeClass(sw.Status())).Observe(time.Since(start).Seconds())
+		m.sink.HTTPDuration(route, codeClass(sw.Status()), time.Since(start).Seconds())
 	})
 }
 

@@ -24,7 +24,7 @@ import (
 	"github.com/keydesk/keydesk/rp/audit"
 	"github.com/keydesk/keydesk/rp/local"
 	"github.com/keydesk/keydesk/rp/mds"
-	"github.com/keydesk/keydesk/rp/metrics"
+	"github.com/keydesk/keydesk/rp/metrics/prom"
 	"github.com/keydesk/keydesk/rp/server"
 	"github.com/keydesk/keydesk/rp/storage"
 	"github.com/keydesk/keydesk/rp/storage/storeopen"
@@ -221,7 +221,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("FIDO metadata loaded", "number", info.Number, "nextUpdate", info.NextUpdate, "entries", info.Entries, "expired", info.Expired)
 	}
 	reg := prometheus.NewRegistry()
-	if cfg.Metrics, err = metrics.New(reg); err != nil {
+	if cfg.Metrics, err = prom.New(reg); err != nil {
 		return err
 	}
 	cfg.Logger = log
