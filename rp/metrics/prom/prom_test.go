@@ -317,22 +317,6 @@ func TestHandlerWithoutGathererAnswers500(t *testing.T) {
 	}
 }
 
-func TestNilMetricsRecordNothing(t *testing.T) {
-	var m *metrics.Metrics
-	m.AuthSucceeded()
-	m.AuthFailed(metrics.AuthReasonSignature)
-	m.Registration(metrics.ResultSuccess)
-	m.ObserveCeremony(metrics.CeremonyLoginBegin, time.Millisecond)
-	m.AttestationFailed(metrics.AttestationReasonFormat)
-	m.RateLimited(metrics.LimiterIP)
-	m.KeyEvent(metrics.KeyRenamed)
-	m.Recovery(metrics.RecoveryGranted)
-	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	if got := m.InstrumentHandler(h); got == nil {
-		t.Error("nil Metrics: InstrumentHandler returned nil")
-	}
-}
-
 func TestCountersAreSafeForConcurrentUse(t *testing.T) {
 	m, _ := newMetrics(t)
 	const goroutines, each = 8, 1000
