@@ -21,8 +21,10 @@ type modelIcons struct {
 	s *Shell
 	// known holds the answers, by model.
 	known map[[16]byte]modelAnswer
-	// redraw are the rows to draw again once a model's answer comes.
-	redraw map[[16]byte][]func()
+	// pending are the models asked for and not answered yet; redraw are
+	// the rows to draw again once a model's answer comes.
+	pending map[[16]byte]bool
+	redraw  map[[16]byte][]func()
 	// resources are the pictures made into Fyne resources, by model and
 	// background, so that a redraw reuses the rasterized image.
 	resources map[modelIconKey]fyne.Resource
@@ -42,7 +44,7 @@ type modelIconKey struct {
 }
 
 func newModelIcons(s *Shell) *modelIcons {
-	return &modelIcons{s: s, known: map[[16]byte]modelAnswer{}, redraw: map[[16]byte][]func(){},
+	return &modelIcons{s: s, known: map[[16]byte]modelAnswer{}, pending: map[[16]byte]bool{}, redraw: map[[16]byte][]func(){},
 		resources: map[modelIconKey]fyne.Resource{}}
 }
 
@@ -62,7 +64,8 @@ func (mi *modelIcons) icon(aaguid [16]byte, redraw func()) fyne.Resource {
 		if redraw != nil {
 			mi.redraw[aaguid] = append(mi.redraw[aaguid], redraw)
 		}
-		if len(mi.redraw[aaguid]) <= 1 {
+		if !mi.pending[aaguid] {
+			mi.pending[aaguid] = true
 			mi.lookup(aaguid)
 		}
 		return nil
@@ -117,6 +120,7 @@ func (mi *modelIcons) lookup(aaguid [16]byte) {
 			}
 			rows := mi.redraw[aaguid]
 			delete(mi.redraw, aaguid)
+			delete(mi.pending, aaguid)
 			for _, f := range rows {
 				f()
 			}
