@@ -5,12 +5,14 @@
 package assets
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -55,6 +57,20 @@ var aaguidNames = sync.OnceValue(func() map[[16]byte]string {
 // names no model.
 func AAGUIDName(aaguid [16]byte) (name string, ok bool) {
 	return lookup(aaguidNames(), aaguid)
+}
+
+// KnownAAGUIDs lists every model [AAGUIDName] names, sorted.
+func KnownAAGUIDs() [][16]byte {
+	names := aaguidNames()
+	out := make([][16]byte, 0, len(names)+1)
+	for id := range names {
+		if id != softwareKeyAAGUID && id != ([16]byte{}) {
+			out = append(out, id)
+		}
+	}
+	out = append(out, softwareKeyAAGUID)
+	slices.SortFunc(out, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	return out
 }
 
 // lookup is [AAGUIDName] over a given table, so tests can pass a nil one.

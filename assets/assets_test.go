@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -263,5 +264,28 @@ func TestAAGUIDIcon(t *testing.T) {
 		if icon, ok := AAGUIDIcon(id); ok || icon != "" {
 			t.Errorf("AAGUIDIcon(%x) = %.40q, true; want none", id, icon)
 		}
+	}
+}
+
+// TestKnownAAGUIDs: every model the table names is listed once, sorted,
+// the software key included and the zero AAGUID not.
+func TestKnownAAGUIDs(t *testing.T) {
+	ids := KnownAAGUIDs()
+	if len(ids) < 100 {
+		t.Fatalf("only %d models", len(ids))
+	}
+	for i, id := range ids {
+		if _, ok := AAGUIDName(id); !ok {
+			t.Errorf("%s is listed but not named", FormatAAGUID(id))
+		}
+		if i > 0 && bytes.Compare(ids[i-1][:], id[:]) >= 0 {
+			t.Fatalf("not sorted, or listed twice, at %d", i)
+		}
+	}
+	if !slices.Contains(ids, softwareKeyAAGUID) || slices.Contains(ids, [16]byte{}) {
+		t.Error("the software key missing, or the zero AAGUID listed")
+	}
+	if len(ids) != len(aaguidNames())+1 && len(ids) != len(aaguidNames()) {
+		t.Errorf("%d listed for %d names", len(ids), len(aaguidNames()))
 	}
 }

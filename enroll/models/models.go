@@ -1,9 +1,9 @@
 // Package models names and pictures security-key models by AAGUID for
-// the screens. It asks the service (GET /v1/authenticators/{aaguid},
-// through rpclient) once per model, keeps the answer for the run, and
-// shares one request among the keys of a model that arrive together.
-// The service's answer comes from the FIDO metadata it loaded: this is
-// where a hardware model's picture comes from, as Keydesk ships none.
+// the screens. It reads the service's list of models once
+// (GET /v1/authenticators, through rpclient), which names no key, so the
+// service does not learn what keys a person plugs in; the list comes
+// from the FIDO metadata the service loaded, which is where a hardware
+// model's picture comes from, as Keydesk ships none.
 package models
 
 import (
@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keydesk/keydesk/enroll/rpclient"
+	"github.com/keydesk/keydesk/assets"
 	"github.com/keydesk/keydesk/rp/api"
 )
 
@@ -21,9 +21,9 @@ import (
 // know (or for the all-zero AAGUID, which names no model).
 var ErrUnknownModel = errors.New("unknown key model")
 
-// Source answers what the service knows of a model: *rpclient.Client.
+// Source lists the models the service can name: *rpclient.Client.
 type Source interface {
-	Authenticator(ctx context.Context, aaguid [16]byte) (*api.Authenticator, error)
+	Authenticators(ctx context.Context) ([]api.Authenticator, error)
 }
 
 // Icon is a picture: PNG or SVG bytes (api.DecodeIcon checked them).
@@ -64,87 +64,101 @@ func (m Model) IconFor(dark bool) *Icon {
 	return m.Icon
 }
 
-// DefaultRetryAfter is how long a Catalog remembers that a lookup failed
-// (the service unreachable) before it asks again.
+// DefaultRetryAfter is how long a Catalog remembers that reading the
+// list failed (the service unreachable) before it asks again.
 const DefaultRetryAfter = time.Minute
 
-// Catalog looks models up at one service, remembering the answers. It is
-// safe for concurrent use.
+// Catalog knows the models of one service. It is safe for concurrent
+// use.
 type Catalog struct {
 	src Source
-	// retryAfter is how long a failure other than "unknown" is kept.
+	// retryAfter is how long a failure to read the list is kept.
 	retryAfter time.Duration
 	now        func() time.Time
 
-	mu      sync.Mutex
-	entries map[[16]byte]*entry
+	mu sync.Mutex
+	// read is the reading of the list, nil before the first question
+	// and after a failure older than retryAfter.
+	read *reading
+	// decoded are the models asked for, their pictures decoded.
+	decoded map[[16]byte]Model
 }
 
-// entry is one model's lookup: done is closed once model and err are
-// set; failedAt is when a failure other than "unknown" happened.
-type entry struct {
-	done     chan struct{}
-	model    Model
-	err      error
-	failedAt time.Time
+// reading is one reading of the list: done is closed once byID or err
+// is set; at is when it ended.
+type reading struct {
+	done chan struct{}
+	byID map[[16]byte]api.Authenticator
+	err  error
+	at   time.Time
 }
 
-// New returns a Catalog that asks src. A failure other than an unknown
-// model is kept for retryAfter (DefaultRetryAfter when zero), so that a
-// list redrawn every second does not hammer a service that is down.
+// New returns a Catalog that reads src's list. A failure to read it is
+// kept for retryAfter (DefaultRetryAfter when zero), so that a screen
+// redrawn every second does not hammer a service that is down.
 func New(src Source, retryAfter time.Duration) *Catalog {
 	if retryAfter <= 0 {
 		retryAfter = DefaultRetryAfter
 	}
-	return &Catalog{src: src, retryAfter: retryAfter, now: time.Now, entries: map[[16]byte]*entry{}}
+	return &Catalog{src: src, retryAfter: retryAfter, now: time.Now, decoded: map[[16]byte]Model{}}
 }
 
-// Model returns what the service knows of the model aaguid names. A
-// lookup already under way for the model is waited for rather than
-// repeated; ctx bounds only this caller's wait.
+// Model returns what the service knows of the model aaguid names,
+// reading the service's list the first time. A reading under way is
+// waited for rather than repeated; ctx bounds only this caller's wait.
 func (c *Catalog) Model(ctx context.Context, aaguid [16]byte) (Model, error) {
 	if aaguid == ([16]byte{}) {
 		return Model{}, fmt.Errorf("describe key model: %w", ErrUnknownModel)
 	}
 	c.mu.Lock()
-	e, ok := c.entries[aaguid]
-	if ok && !e.failedAt.IsZero() && c.now().Sub(e.failedAt) >= c.retryAfter {
-		ok = false
+	r := c.read
+	if r != nil && r.err != nil && c.now().Sub(r.at) >= c.retryAfter {
+		r = nil
 	}
-	if !ok {
-		e = &entry{done: make(chan struct{})}
-		c.entries[aaguid] = e
-		// The lookup outlives a caller that gives up: the next one
-		// will want the answer. It is bounded by the client's own
+	if r == nil {
+		r = &reading{done: make(chan struct{})}
+		c.read = r
+		// The reading outlives a caller that gives up: the next one
+		// will want the list. It is bounded by the client's own
 		// timeouts and retries.
-		go c.lookup(context.WithoutCancel(ctx), aaguid, e)
+		go c.readList(context.WithoutCancel(ctx), r)
 	}
 	c.mu.Unlock()
 	select {
-	case <-e.done:
-		return e.model, e.err
+	case <-r.done:
 	case <-ctx.Done():
 		return Model{}, ctx.Err()
 	}
-}
-
-// lookup asks the service and settles e.
-func (c *Catalog) lookup(ctx context.Context, aaguid [16]byte, e *entry) {
-	a, err := c.src.Authenticator(ctx, aaguid)
-	var m Model
-	switch {
-	case errors.Is(err, rpclient.ErrNotFound):
-		err = fmt.Errorf("describe key model: %w", ErrUnknownModel)
-	case err == nil:
-		m = Model{AAGUID: aaguid, Name: a.Name, Icon: decode(a.Icon), IconDark: decode(a.IconDark), FromMetadata: a.Source == api.SourceMetadata}
+	if r.err != nil {
+		return Model{}, fmt.Errorf("describe key model: %w", r.err)
 	}
 	c.mu.Lock()
-	e.model, e.err = m, err
-	if err != nil && !errors.Is(err, ErrUnknownModel) {
-		e.failedAt = c.now()
+	defer c.mu.Unlock()
+	if m, ok := c.decoded[aaguid]; ok {
+		return m, nil
 	}
+	a, ok := r.byID[aaguid]
+	if !ok {
+		return Model{}, fmt.Errorf("describe key model %s: %w", assets.FormatAAGUID(aaguid), ErrUnknownModel)
+	}
+	m := Model{AAGUID: aaguid, Name: a.Name, Icon: decode(a.Icon), IconDark: decode(a.IconDark), FromMetadata: a.Source == api.SourceMetadata}
+	c.decoded[aaguid] = m
+	return m, nil
+}
+
+// readList reads the service's list and settles r.
+func (c *Catalog) readList(ctx context.Context, r *reading) {
+	list, err := c.src.Authenticators(ctx)
+	byID := make(map[[16]byte]api.Authenticator, len(list))
+	for _, a := range list {
+		if id, perr := assets.ParseAAGUID(a.AAGUID); perr == nil {
+			byID[id] = a
+		}
+	}
+	c.mu.Lock()
+	r.byID, r.err, r.at = byID, err, c.now()
 	c.mu.Unlock()
-	close(e.done)
+	close(r.done)
 }
 
 // decode is an answer's picture, nil for none or one api.DecodeIcon

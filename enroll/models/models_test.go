@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,16 +19,16 @@ import (
 	"github.com/keydesk/keydesk/rp/rptest"
 )
 
-// fakeSource answers from a table, counting the questions; gate, when
-// set, holds every answer until it is closed.
+// fakeSource answers a list, counting the questions; gate, when set,
+// holds every answer until it is closed.
 type fakeSource struct {
-	answers map[[16]byte]*api.Authenticator
-	err     error
-	gate    chan struct{}
-	calls   atomic.Int32
+	list  []api.Authenticator
+	err   error
+	gate  chan struct{}
+	calls atomic.Int32
 }
 
-func (f *fakeSource) Authenticator(ctx context.Context, aaguid [16]byte) (*api.Authenticator, error) {
+func (f *fakeSource) Authenticators(ctx context.Context) ([]api.Authenticator, error) {
 	f.calls.Add(1)
 	if f.gate != nil {
 		<-f.gate
@@ -34,11 +36,12 @@ func (f *fakeSource) Authenticator(ctx context.Context, aaguid [16]byte) (*api.A
 	if f.err != nil {
 		return nil, f.err
 	}
-	a, ok := f.answers[aaguid]
-	if !ok {
-		return nil, &rpclient.Error{Op: "describe key model", Status: 404}
-	}
-	return a, nil
+	return f.list, nil
+}
+
+// listing is a fake source's list entry for the model id.
+func listing(id [16]byte, name, icon, iconDark, source string) api.Authenticator {
+	return api.Authenticator{AAGUID: assets.FormatAAGUID(id), Name: name, Icon: icon, IconDark: iconDark, Source: source}
 }
 
 var (
@@ -52,10 +55,10 @@ func svgURL() string {
 	return "data:image/svg+xml;base64," + base64.StdEncoding.EncodeToString([]byte(svgIcon))
 }
 
-// TestModelShouldAskOncePerModel: keys of one model arriving together
-// share one question, and later ones ask nothing.
-func TestModelShouldAskOncePerModel(t *testing.T) {
-	src := &fakeSource{answers: map[[16]byte]*api.Authenticator{modelA: {Name: "Model A", Icon: svgURL(), Source: api.SourceMetadata}}, gate: make(chan struct{})}
+// TestModelShouldReadTheListOnce: keys arriving together share one
+// reading of the list, and later questions read nothing.
+func TestModelShouldReadTheListOnce(t *testing.T) {
+	src := &fakeSource{list: []api.Authenticator{listing(modelA, "Model A", svgURL(), "", api.SourceMetadata)}, gate: make(chan struct{})}
 	c := models.New(src, 0)
 	var wg sync.WaitGroup
 	got := make([]models.Model, 8)
@@ -72,7 +75,7 @@ func TestModelShouldAskOncePerModel(t *testing.T) {
 	close(src.gate)
 	wg.Wait()
 	if n := src.calls.Load(); n != 1 {
-		t.Fatalf("%d questions for one model", n)
+		t.Fatalf("%d readings of the list", n)
 	}
 	for _, m := range got {
 		if m.Name != "Model A" || !m.FromMetadata || m.Icon == nil || m.Icon.MediaType != api.IconSVG || string(m.Icon.Data) != svgIcon || m.IconDark != nil {
@@ -80,25 +83,19 @@ func TestModelShouldAskOncePerModel(t *testing.T) {
 		}
 	}
 	if _, err := c.Model(context.Background(), modelA); err != nil || src.calls.Load() != 1 {
-		t.Fatalf("a later lookup asked again (%d questions, %v)", src.calls.Load(), err)
+		t.Fatalf("a later lookup read the list again (%d readings, %v)", src.calls.Load(), err)
+	}
+	if _, err := c.Model(context.Background(), modelB); !errors.Is(err, models.ErrUnknownModel) || src.calls.Load() != 1 {
+		t.Fatalf("a model not listed: %v, %d readings", err, src.calls.Load())
 	}
 }
 
-// TestModelShouldRememberAnUnknownModel: "unknown" is an answer, kept;
-// the zero AAGUID is unknown without a question.
-func TestModelShouldRememberAnUnknownModel(t *testing.T) {
+// TestModelShouldNotAskAboutTheZeroAAGUID: it names no model, and reads
+// no list.
+func TestModelShouldNotAskAboutTheZeroAAGUID(t *testing.T) {
 	src := &fakeSource{}
-	c := models.New(src, 0)
-	for range 3 {
-		if _, err := c.Model(context.Background(), modelB); !errors.Is(err, models.ErrUnknownModel) {
-			t.Fatalf("err %v, want ErrUnknownModel", err)
-		}
-	}
-	if _, err := c.Model(context.Background(), [16]byte{}); !errors.Is(err, models.ErrUnknownModel) {
-		t.Fatalf("zero AAGUID: %v", err)
-	}
-	if n := src.calls.Load(); n != 1 {
-		t.Fatalf("%d questions", n)
+	if _, err := models.New(src, 0).Model(context.Background(), [16]byte{}); !errors.Is(err, models.ErrUnknownModel) || src.calls.Load() != 0 {
+		t.Fatalf("zero AAGUID: %v, %d readings", err, src.calls.Load())
 	}
 }
 
@@ -112,21 +109,21 @@ func TestModelShouldAskAgainAfterAFailure(t *testing.T) {
 	}
 	c.Model(context.Background(), modelA)
 	if n := src.calls.Load(); n != 1 {
-		t.Fatalf("asked %d times within the retry delay", n)
+		t.Fatalf("read %d times within the retry delay", n)
 	}
 	time.Sleep(60 * time.Millisecond)
 	src.err = nil
-	src.answers = map[[16]byte]*api.Authenticator{modelA: {Name: "Model A", Source: api.SourceBuiltin}}
+	src.list = []api.Authenticator{listing(modelA, "Model A", "", "", api.SourceBuiltin)}
 	m, err := c.Model(context.Background(), modelA)
 	if err != nil || m.Name != "Model A" || m.FromMetadata || m.Icon != nil || src.calls.Load() != 2 {
-		t.Fatalf("after the delay: %+v, %v, %d questions", m, err, src.calls.Load())
+		t.Fatalf("after the delay: %+v, %v, %d readings", m, err, src.calls.Load())
 	}
 }
 
 // TestModelShouldLetACallerGiveUp: a caller whose context ends stops
-// waiting; the question goes on, and the next caller gets its answer.
+// waiting; the reading goes on, and the next caller gets its answer.
 func TestModelShouldLetACallerGiveUp(t *testing.T) {
-	src := &fakeSource{answers: map[[16]byte]*api.Authenticator{modelA: {Name: "Model A", Source: api.SourceBuiltin}}, gate: make(chan struct{})}
+	src := &fakeSource{list: []api.Authenticator{listing(modelA, "Model A", "", "", api.SourceBuiltin)}, gate: make(chan struct{})}
 	c := models.New(src, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -135,14 +132,14 @@ func TestModelShouldLetACallerGiveUp(t *testing.T) {
 	}
 	close(src.gate)
 	if m, err := c.Model(context.Background(), modelA); err != nil || m.Name != "Model A" || src.calls.Load() != 1 {
-		t.Fatalf("%+v, %v, %d questions", m, err, src.calls.Load())
+		t.Fatalf("%+v, %v, %d readings", m, err, src.calls.Load())
 	}
 }
 
 // TestModelShouldDropABadPicture: a picture that does not decode is no
 // picture; the name stays.
 func TestModelShouldDropABadPicture(t *testing.T) {
-	src := &fakeSource{answers: map[[16]byte]*api.Authenticator{modelA: {Name: "Model A", Icon: "data:image/png;base64,AAAA", IconDark: svgURL()}}}
+	src := &fakeSource{list: []api.Authenticator{listing(modelA, "Model A", "data:image/png;base64,AAAA", svgURL(), api.SourceBuiltin)}}
 	m, err := models.New(src, 0).Model(context.Background(), modelA)
 	if err != nil || m.Name != "Model A" || m.Icon != nil || m.IconDark == nil {
 		t.Fatalf("%+v, %v", m, err)
@@ -178,9 +175,19 @@ func TestIconFor(t *testing.T) {
 }
 
 // TestCatalogWithTheReferenceServer: through the real client and server,
-// the software key's model comes with the picture Keydesk ships for it.
+// the software key's model comes with the picture Keydesk ships for it,
+// and no request names the model asked about.
 func TestCatalogWithTheReferenceServer(t *testing.T) {
-	s := rptest.StartServer(t, rptest.ServerOptions{})
+	var mu sync.Mutex
+	var paths []string
+	s := rptest.StartServer(t, rptest.ServerOptions{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			paths = append(paths, r.URL.String())
+			mu.Unlock()
+			next.ServeHTTP(w, r)
+		})
+	}})
 	client, err := rpclient.New(rpclient.Config{BaseURL: s.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -193,5 +200,10 @@ func TestCatalogWithTheReferenceServer(t *testing.T) {
 	_, data, _ := api.DecodeIcon(want)
 	if m.Name != "Keydesk Software Key (virtual)" || m.Icon == nil || string(m.Icon.Data) != string(data) || m.Icon.Extension() != ".svg" {
 		t.Fatalf("%+v", m)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(paths, []string{"/v1/authenticators"}) {
+		t.Fatalf("requests %q, want the list alone", paths)
 	}
 }

@@ -9,33 +9,39 @@ import (
 	"github.com/keydesk/keydesk/rp/api"
 )
 
-// Authenticator names and pictures the key model whose AAGUID is aaguid
-// (GET /v1/authenticators/{aaguid}; no session needed): from the FIDO
-// metadata the service loaded, or the names it ships. A model the
-// service does not know is ErrNotFound. An icon of the answer that
-// api.DecodeIcon refuses is dropped, the name kept: a picture is not
-// worth failing the answer for.
-func (c *Client) Authenticator(ctx context.Context, aaguid [16]byte) (*api.Authenticator, error) {
-	want := assets.FormatAAGUID(aaguid)
-	var a api.Authenticator
-	err := c.do(ctx, call{op: "describe key model", method: http.MethodGet, path: api.Version + "/authenticators/" + want,
-		retry: retrySafe, want: http.StatusOK, out: &a, check: func() error {
+// Bounds of the model list: the FIDO metadata describes a few hundred
+// models, some with pictures of tens of kilobytes.
+const (
+	maxModels         = 10000
+	maxModelListBytes = 32 << 20
+)
+
+// Authenticators lists every key model the service can name, with its
+// pictures (GET /v1/authenticators; no session needed): the FIDO
+// metadata it loaded and the names it ships. The question names no key,
+// so the service does not learn which keys are plugged in. An entry that
+// is not a model (a bad AAGUID, no name) makes the answer
+// ErrBadResponse. The icons come as the service sent them: check one
+// with api.DecodeIcon before showing it.
+func (c *Client) Authenticators(ctx context.Context) ([]api.Authenticator, error) {
+	var list api.Authenticators
+	err := c.do(ctx, call{op: "list key models", method: http.MethodGet, path: api.Version + "/authenticators",
+		retry: retrySafe, want: http.StatusOK, out: &list, maxBody: maxModelListBytes, check: func() error {
 			switch {
-			case a.AAGUID != want:
-				return fmt.Errorf("the answer describes another model (%.40q)", a.AAGUID)
-			case a.Name == "":
-				return missing("name")
+			case list.Authenticators == nil:
+				return missing("authenticators")
+			case len(list.Authenticators) > maxModels:
+				return fmt.Errorf("the answer lists %d models", len(list.Authenticators))
+			}
+			for i, a := range list.Authenticators {
+				if _, err := assets.ParseAAGUID(a.AAGUID); err != nil || a.Name == "" {
+					return fmt.Errorf("model %d of the answer has no AAGUID or no name", i)
+				}
 			}
 			return nil
 		}})
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := api.DecodeIcon(a.Icon); err != nil {
-		a.Icon = ""
-	}
-	if _, _, err := api.DecodeIcon(a.IconDark); err != nil {
-		a.IconDark = ""
-	}
-	return &a, nil
+	return list.Authenticators, nil
 }

@@ -32,6 +32,12 @@ type Authenticator struct {
 	Source string `json:"source"`
 }
 
+// Authenticators is the answer of GET /v1/authenticators: every model the
+// service can name, sorted by AAGUID.
+type Authenticators struct {
+	Authenticators []Authenticator `json:"authenticators"`
+}
+
 // The values of [Authenticator.Source].
 const (
 	SourceMetadata = "metadata"

@@ -13,6 +13,7 @@
 package mds
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -20,11 +21,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/go-webauthn/webauthn/metadata"
 	"github.com/go-webauthn/webauthn/metadata/providers/memory"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 )
 
 // MaxBlobSize bounds the file [Load] reads. The production BLOB is a few
@@ -253,7 +256,37 @@ func Parse(blob []byte, opts Options) (metadata.Provider, *Info, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("mds: metadata provider: %w", err)
 	}
-	return p, info, nil
+	ext, ok := p.(metadata.ExtendedProvider)
+	if !ok {
+		return p, info, nil
+	}
+	var models []uuid.UUID
+	for id := range md.ToMap() {
+		models = append(models, id)
+	}
+	slices.SortFunc(models, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return &listingProvider{ExtendedProvider: ext, models: models}, info, nil
+}
+
+// listingProvider is go-webauthn's provider, which cannot list its
+// entries, with the list of the models it describes. It embeds the
+// extended interface, which go-webauthn asserts to run its further
+// checks, so that it checks registrations exactly as the bare provider.
+type listingProvider struct {
+	metadata.ExtendedProvider
+	models []uuid.UUID
+}
+
+// Models lists the AAGUIDs of the models described by a provider that
+// [Parse] or [Load] returned, sorted, so that a server can tell clients
+// about every model without a client naming the one it holds; ok is
+// false for a provider from elsewhere.
+func Models(p metadata.Provider) (aaguids []uuid.UUID, ok bool) {
+	lp, ok := p.(*listingProvider)
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(lp.models), true
 }
 
 // signingCert finds the BLOB's signing certificate in its header and

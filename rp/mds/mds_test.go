@@ -557,3 +557,34 @@ func TestCheckAttested(t *testing.T) {
 		})
 	}
 }
+
+// TestModelsShouldListTheBLOBsModels: the provider Parse returns lists
+// the AAGUIDs of its entries, sorted, and still checks registrations as
+// go-webauthn's own provider (the extended checks included: see
+// TestRegistration); a provider from elsewhere lists nothing.
+func TestModelsShouldListTheBLOBsModels(t *testing.T) {
+	p := mdstest.NewPKI(t, "models", time.Now().Add(48*time.Hour))
+	const a, b = "bbbbbbbb-0000-4000-8000-000000000002", "aaaaaaaa-0000-4000-8000-000000000001"
+	k, err := rptest.NewKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, _, err := mds.Parse(p.Blob(t, mdstest.Entry(a, [][]byte{k.Authenticator.AttestationCA()}), mdstest.Entry(b, [][]byte{k.Authenticator.AttestationCA()})), mds.Options{Roots: p.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := mds.Models(provider)
+	if !ok || len(got) != 2 || got[0].String() != b || got[1].String() != a {
+		t.Fatalf("Models = %v, %v", got, ok)
+	}
+	if _, ok := provider.(metadata.ExtendedProvider); !ok {
+		t.Fatal("the provider lost go-webauthn's extended checks")
+	}
+	got[0] = uuid.Nil
+	if again, _ := mds.Models(provider); again[0].String() != b {
+		t.Fatal("Models returned the provider's own slice")
+	}
+	if _, ok := mds.Models(nil); ok {
+		t.Fatal("a provider from elsewhere listed models")
+	}
+}

@@ -3,10 +3,13 @@ package server_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -103,13 +106,74 @@ func TestAuthenticatorModels(t *testing.T) {
 			}
 		})
 	}
-	// A BLOB swapped in later is what the route answers from.
-	if err := s.SetMDS(provider, e.clock.Now().AddDate(0, 1, 0)); err != nil {
+
+	// The whole list: what the BLOB describes, then what the server
+	// ships, each model once, sorted; with an ETag that answers 304.
+	list := func(c *rptest.Client, etag string) (*http.Response, api.Authenticators) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", c.BaseURL+"/v1/authenticators", nil)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out api.Authenticators
+		if resp.StatusCode == 200 {
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp, out
+	}
+	resp, all := list(metadataClient, "")
+	byID := map[string]api.Authenticator{}
+	for i, a := range all.Authenticators {
+		if i > 0 && all.Authenticators[i-1].AAGUID >= a.AAGUID {
+			t.Fatalf("the list is not sorted, or lists a model twice, at %s", a.AAGUID)
+		}
+		byID[a.AAGUID] = a
+	}
+	if got := byID[mdstest.SoftkeyAAGUID]; got != tests[0].want {
+		t.Errorf("the list's software key: %+v", short(got))
+	}
+	if got := byID[broken]; got.Name != "A model with a broken icon" || got.Icon != "" {
+		t.Errorf("the list's broken model: %+v", short(got))
+	}
+	if got := byID[yubikey]; got.Name != yubikeyName || got.Source != api.SourceBuiltin {
+		t.Errorf("the list's YubiKey: %+v", short(got))
+	}
+	if len(all.Authenticators) != len(assets.KnownAAGUIDs())+1 {
+		t.Errorf("%d models listed, want the %d shipped and the one only the BLOB knows", len(all.Authenticators), len(assets.KnownAAGUIDs()))
+	}
+	etag := resp.Header.Get("ETag")
+	if r, _ := list(metadataClient, etag); etag == "" || r.StatusCode != http.StatusNotModified {
+		t.Fatalf("If-None-Match %s: %d", etag, r.StatusCode)
+	}
+	resp, plain := list(plainClient, etag)
+	if resp.StatusCode != 200 || resp.Header.Get("ETag") == etag || len(plain.Authenticators) != len(assets.KnownAAGUIDs()) {
+		t.Fatalf("without metadata: %d, ETag %s, %d models", resp.StatusCode, resp.Header.Get("ETag"), len(plain.Authenticators))
+	}
+
+	// A BLOB swapped in later is what the routes answer from.
+	p2 := mdstest.NewPKI(t, "models2", e.clock.Now().AddDate(0, 0, 2))
+	soft.MetadataStatement.Description = "Renamed in the next BLOB"
+	provider2, _, err := mds.Parse(p2.Blob(t, soft), mds.Options{Roots: p2.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMDS(provider2, e.clock.Now().AddDate(0, 1, 0)); err != nil {
 		t.Fatal(err)
 	}
 	var got api.Authenticator
-	if _, err := metadataClient.Do("GET", "/v1/authenticators/"+broken, nil, &got); err != nil || got.Source != api.SourceMetadata {
-		t.Fatalf("after SetMDS: %+v, %v", got, err)
+	if _, err := metadataClient.Do("GET", "/v1/authenticators/"+mdstest.SoftkeyAAGUID, nil, &got); err != nil || got.Name != "Renamed in the next BLOB" {
+		t.Fatalf("after SetMDS: %+v, %v", short(got), err)
+	}
+	resp, all = list(metadataClient, etag)
+	if resp.StatusCode != 200 || !slices.ContainsFunc(all.Authenticators, func(a api.Authenticator) bool { return a.Name == "Renamed in the next BLOB" }) {
+		t.Fatalf("the list after SetMDS: %d", resp.StatusCode)
 	}
 }
 

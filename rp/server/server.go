@@ -213,7 +213,10 @@ type Server struct {
 	// with the FIDO metadata) and knows the BLOB's nextUpdate; SetMDS
 	// swaps it for a newer BLOB while requests run. nil: no metadata.
 	mds atomic.Pointer[mdsState]
-	mux *http.ServeMux
+	// catalog is GET /v1/authenticators's answer, built at the first
+	// request after the metadata changed.
+	catalog atomic.Pointer[catalog]
+	mux     *http.ServeMux
 	// perIP limits every request (buckets in memory); perAccount
 	// attempts at codes and secrets, per account and per address, and
 	// perRecovery the handoffs started (their buckets are in the
@@ -426,6 +429,7 @@ func (s *Server) routes() {
 	s.handle("POST "+v+"/login/begin", public, s.loginBegin)
 	s.handle("POST "+v+"/login/finish", public, s.loginFinish)
 	s.handle("POST "+v+"/grants/redeem", public, s.redeemGrant)
+	s.handle("GET "+v+"/authenticators", public, s.authenticators)
 	s.handle("GET "+v+"/authenticators/{aaguid}", public, s.authenticator)
 
 	s.handle("GET "+v+"/me", anySession, s.me)
