@@ -29,7 +29,18 @@ screenshots)
 	echo "screenshots in $out:"; ls "$out"
 	;;
 measure)
-	run --measure --cycles "${CYCLES:-100}"
+	# The yardstick first: a minimal Fyne window in the same Xvfb, which
+	# the window's memory cannot go below (cmd/keydesk/internal/guibaseline).
+	$go build -tags "${TAGS:-no_emoji}" -o "$tmp/guibaseline" ./cmd/keydesk/internal/guibaseline
+	echo "A minimal Fyne window of the same size (the toolkit and OpenGL alone):"
+	HOME="$home" xvfb-run -a -s "-screen 0 1280x800x24" "$tmp/guibaseline" 2>/dev/null | tee "$tmp/baseline.txt"
+	echo
+	echo "Keydesk:"
+	run --measure --cycles "${CYCLES:-100}" | tee "$tmp/keydesk.txt"
+	base=$(sed -n 's/^resident memory when idle: \([0-9.]*\) MB.*/\1/p' "$tmp/baseline.txt")
+	own=$(sed -n 's/^resident memory when idle: \([0-9.]*\) MB.*/\1/p' "$tmp/keydesk.txt")
+	echo
+	awk -v k="$own" -v b="$base" 'BEGIN { printf "idle resident memory, Keydesk / the minimal Fyne window: %.1f / %.1f MB = %.2f (Keydesk'"'"'s own: %+.1f MB)\n", k, b, k / b, k - b }'
 	;;
 *)
 	echo "unknown mode $mode" >&2; exit 2

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,8 +10,6 @@ import (
 	"image"
 	"io"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -21,6 +18,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/keydesk/keydesk/cmd/keydesk/internal/memstat"
 	"github.com/keydesk/keydesk/platform"
 	"github.com/keydesk/keydesk/platform/inprocess"
 	"github.com/keydesk/keydesk/platform/softkey"
@@ -100,8 +98,8 @@ func measureWindow(s *ui.Shell, blink *blinkingKey, cycles int, settle time.Dura
 	fyne.DoAndWait(func() { s.Window().Canvas().Capture() })
 	first := time.Since(processStart())
 	time.Sleep(2 * time.Second)
-	idle, idleHeap := settledRSS(), goHeap()
-	idleKinds := residentNow()
+	idle, idleHeap := memstat.SettledRSS(), memstat.GoHeap()
+	idleKinds := memstat.Breakdown()
 	writeHeapProfile(heapProfile, ".idle")
 	for range cycles {
 		blink.present.Store(true)
@@ -110,9 +108,9 @@ func measureWindow(s *ui.Shell, blink *blinkingKey, cycles int, settle time.Dura
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	busy, busyHeap := settledRSS(), goHeap()
+	busy, busyHeap := memstat.SettledRSS(), memstat.GoHeap()
 	time.Sleep(settle)
-	after, afterHeap := settledRSS(), goHeap()
+	after, afterHeap := memstat.SettledRSS(), memstat.GoHeap()
 	writeHeapProfile(heapProfile, ".after")
 	fmt.Fprintf(stdout, "first frame: %.0f ms after launch\n", float64(first)/float64(time.Millisecond))
 	fmt.Fprintf(stdout, "resident memory when idle: %.1f MB (Go heap %.1f MB)\n", idle, idleHeap)
@@ -124,40 +122,6 @@ func measureWindow(s *ui.Shell, blink *blinkingKey, cycles int, settle time.Dura
 	return nil
 }
 
-// settledRSS is the resident memory in MB once the garbage is collected
-// and returned, so that two readings differ by what is kept.
-func settledRSS() float64 {
-	runtime.GC()
-	debug.FreeOSMemory()
-	kb := 0
-	if f, err := os.Open("/proc/self/status"); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-				kb, _ = strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			}
-		}
-	}
-	return float64(kb) / 1024
-}
-
-// residentNow is where the resident memory is, by kind of mapping, as
-// text ("" when /proc cannot tell).
-func residentNow() string {
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	exe, _ := os.Executable()
-	kinds, err := residentByKind(f, exe)
-	if err != nil {
-		return ""
-	}
-	return formatResident(kinds)
-}
-
 // writeHeapProfile writes the heap profile to base+suffix, if base is set.
 func writeHeapProfile(base, suffix string) {
 	if base == "" {
@@ -167,13 +131,6 @@ func writeHeapProfile(base, suffix string) {
 		pprof.WriteHeapProfile(f)
 		f.Close()
 	}
-}
-
-// goHeap is the Go heap in use, in MB (after settledRSS's collection).
-func goHeap() float64 {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return float64(ms.HeapInuse) / (1 << 20)
 }
 
 // processStart is when the process began: from /proc on Linux (the

@@ -1,16 +1,62 @@
-//go:build !nogui
-
-package main
+// Package memstat reads a process's own memory for the GUI measurements
+// (keydesk gui-tour --measure and its baseline window): the resident set
+// once the garbage is returned, the Go heap, and where the resident
+// memory is by kind of mapping.
+package memstat
 
 import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
 )
+
+// SettledRSS is the resident memory in MB once the garbage is collected
+// and returned, so that two readings differ by what is kept.
+func SettledRSS() float64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	kb := 0
+	if f, err := os.Open("/proc/self/status"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+				kb, _ = strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			}
+		}
+	}
+	return float64(kb) / 1024
+}
+
+// GoHeap is the Go heap in use, in MB (after SettledRSS's collection).
+func GoHeap() float64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapInuse) / (1 << 20)
+}
+
+// Breakdown is where this process's resident memory is, by kind of
+// mapping, as text ("" when /proc cannot tell).
+func Breakdown() string {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	exe, _ := os.Executable()
+	kinds, err := residentByKind(f, exe)
+	if err != nil {
+		return ""
+	}
+	return formatResident(kinds)
+}
 
 // Where a process's resident memory is, by kind of mapping: what the
 // GUI measurement reports beside the total, so that the share of the
@@ -18,7 +64,7 @@ import (
 // with a GPU driver does not load) is read off each run rather than
 // worked out by hand with pmap.
 const (
-	memProgram  = "the keydesk program (code and data)"
+	memProgram  = "the program (code and data)"
 	memSoftGL   = "Mesa's software OpenGL (llvmpipe: libLLVM, the DRI driver)"
 	memAnon     = "anonymous (the Go heap, stacks; the C libraries' large allocations)"
 	memCHeap    = "the C heap"
