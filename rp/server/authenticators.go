@@ -26,17 +26,17 @@ import (
 // names no key, rather than ask about the model of each key plugged in,
 // which would tell the server what keys a person holds.
 
-// authenticator describes one model.
+// authenticator describes one model, from the catalog.
 func (s *Server) authenticator(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	id, err := assets.ParseAAGUID(r.PathValue("aaguid"))
 	if err != nil {
 		return problem(http.StatusBadRequest, "bad_aaguid", "The path does not name an AAGUID (a dashed UUID).")
 	}
-	var provider metadata.Provider
-	if m := s.mds.Load(); m != nil {
-		provider = m.provider
+	c, err := s.currentCatalog(r.Context())
+	if err != nil {
+		return err
 	}
-	out, ok := describeModel(r.Context(), provider, id)
+	out, ok := c.byID[id]
 	if !ok {
 		return problem(http.StatusNotFound, "unknown_authenticator", "This server knows no authenticator model with that AAGUID.")
 	}
@@ -50,19 +50,9 @@ func (s *Server) authenticator(w http.ResponseWriter, r *http.Request, _ *caller
 // built once per metadata BLOB; a client that has the list (its ETag)
 // gets 304.
 func (s *Server) authenticators(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	m := s.mds.Load()
-	c := s.catalog.Load()
-	if c == nil || c.from != m {
-		var provider metadata.Provider
-		if m != nil {
-			provider = m.provider
-		}
-		var err error
-		if c, err = buildCatalog(r.Context(), provider); err != nil {
-			return err
-		}
-		c.from = m
-		s.catalog.Store(c)
+	c, err := s.currentCatalog(r.Context())
+	if err != nil {
+		return err
 	}
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	w.Header().Set("ETag", c.etag)
@@ -73,8 +63,29 @@ func (s *Server) authenticators(w http.ResponseWriter, r *http.Request, _ *calle
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, err := w.Write(c.body)
+	_, err = w.Write(c.body)
 	return err
+}
+
+// currentCatalog is the catalog of the metadata in use, built at the
+// first request after the metadata changed; both routes answer from it,
+// so an icon is checked once per BLOB, not once per request.
+func (s *Server) currentCatalog(ctx context.Context) (*catalog, error) {
+	m := s.mds.Load()
+	if c := s.catalog.Load(); c != nil && c.from == m {
+		return c, nil
+	}
+	var provider metadata.Provider
+	if m != nil {
+		provider = m.provider
+	}
+	c, err := buildCatalog(ctx, provider)
+	if err != nil {
+		return nil, err
+	}
+	c.from = m
+	s.catalog.Store(c)
+	return c, nil
 }
 
 // catalog is GET /v1/authenticators's answer and its ETag, built from
@@ -83,6 +94,8 @@ type catalog struct {
 	body []byte
 	etag string
 	from *mdsState
+	// byID answers GET /v1/authenticators/{aaguid}.
+	byID map[[16]byte]api.Authenticator
 }
 
 // buildCatalog lists the models provider (nil for none) describes and
@@ -97,13 +110,13 @@ func buildCatalog(ctx context.Context, provider metadata.Provider) (*catalog, er
 		}
 	}
 	out := api.Authenticators{Authenticators: []api.Authenticator{}}
-	seen := map[[16]byte]bool{}
+	byID := map[[16]byte]api.Authenticator{}
 	for _, id := range ids {
-		if seen[id] {
+		if _, seen := byID[id]; seen {
 			continue
 		}
-		seen[id] = true
 		if a, ok := describeModel(ctx, provider, id); ok {
+			byID[id] = a
 			out.Authenticators = append(out.Authenticators, a)
 		}
 	}
@@ -113,7 +126,7 @@ func buildCatalog(ctx context.Context, provider metadata.Provider) (*catalog, er
 		return nil, err
 	}
 	sum := sha256.Sum256(body)
-	return &catalog{body: body, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}, nil
+	return &catalog{body: body, etag: `"` + hex.EncodeToString(sum[:16]) + `"`, byID: byID}, nil
 }
 
 // describeModel is what the server knows of the model id names: the
